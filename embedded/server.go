@@ -1,0 +1,130 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Server is a NATS server with JetStream running in this process.
+type Server struct {
+	ns       *server.Server
+	dataDir  string
+	sync     time.Duration
+	stopOnce sync.Once
+}
+
+// Start starts a server and waits until it accepts connections.
+//
+// It returns an error matching [ErrInvalidOption] for a bad option and
+// [ErrStart] when the server cannot start (port in use, data directory not
+// writable, timeout).
+func Start(ctx context.Context, opts ...Option) (*Server, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: data directory %q: %v", ErrStart, o.dataDir, err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("%w: data directory: %v", ErrStart, err)
+	}
+	sopts := &server.Options{
+		ServerName:   o.name,
+		Host:         o.host,
+		Port:         o.port,
+		JetStream:    true,
+		StoreDir:     dir,
+		SyncAlways:   o.syncInterval == 0,
+		SyncInterval: o.syncInterval,
+		MaxPayload:   o.maxPayload,
+		NoSigs:       true,
+		NoLog:        o.logger == nil,
+	}
+	for _, f := range o.configure {
+		if err := f(sopts); err != nil {
+			return nil, fmt.Errorf("%w: server options: %v", ErrInvalidOption, err)
+		}
+	}
+	ns, err := server.NewServer(sopts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrStart, err)
+	}
+	if o.logger != nil {
+		ns.SetLoggerV2(&slogAdapter{l: o.logger}, false, false, false)
+	}
+	go ns.Start()
+	deadline := o.startTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < deadline {
+		deadline = time.Until(d)
+	}
+	if !ns.ReadyForConnections(deadline) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("%w: not ready for connections on %s:%d within %v", ErrStart, o.host, o.port, deadline)
+	}
+	return &Server{ns: ns, dataDir: dir, sync: o.syncInterval}, nil
+}
+
+// ClientURL returns the URL clients connect to, such as
+// nats://127.0.0.1:4222.
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// DataDir returns the absolute path of the data directory.
+func (s *Server) DataDir() string { return s.dataDir }
+
+// SyncAlways reports whether every write is synced before it is
+// acknowledged.
+func (s *Server) SyncAlways() bool { return s.sync == 0 }
+
+// NATSServer returns the underlying nats-server, for what this package does
+// not cover.
+func (s *Server) NATSServer() *server.Server { return s.ns }
+
+// Connect opens a client connection to the server over loopback.
+func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	return nats.Connect(s.ClientURL(), opts...)
+}
+
+// Shutdown stops the server, closing client connections, and waits until
+// it has stopped. JetStream state is flushed to the data directory. It is
+// safe to call more than once.
+func (s *Server) Shutdown() {
+	s.stopOnce.Do(func() {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	})
+}
+
+// slogAdapter sends nats-server log lines to a slog.Logger.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a *slogAdapter) Noticef(format string, v ...any) {
+	a.l.Info(fmt.Sprintf(format, v...), "component", "nats-server")
+}
+func (a *slogAdapter) Warnf(format string, v ...any) {
+	a.l.Warn(fmt.Sprintf(format, v...), "component", "nats-server")
+}
+func (a *slogAdapter) Fatalf(format string, v ...any) {
+	a.l.Error(fmt.Sprintf(format, v...), "component", "nats-server", "fatal", true)
+}
+func (a *slogAdapter) Errorf(format string, v ...any) {
+	a.l.Error(fmt.Sprintf(format, v...), "component", "nats-server")
+}
+func (a *slogAdapter) Debugf(format string, v ...any) {
+	a.l.Debug(fmt.Sprintf(format, v...), "component", "nats-server")
+}
+func (a *slogAdapter) Tracef(format string, v ...any) {
+	a.l.Debug(fmt.Sprintf(format, v...), "component", "nats-server", "trace", true)
+}

@@ -1,0 +1,83 @@
+package jetsource
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jetsource/jetsource/subjects"
+)
+
+var (
+	// ErrConflict is returned by an append whose expectation about the
+	// last stored sequence did not hold. The error is a [*ConflictError]
+	// that tells the current sequence.
+	ErrConflict = errors.New("jetsource: concurrency conflict")
+
+	// ErrInvalidSubject is returned for a malformed subject or filter, or a
+	// subject that cannot hold an event (wildcards, a single token). It is
+	// the same value as [subjects.ErrInvalidSubject].
+	ErrInvalidSubject = subjects.ErrInvalidSubject
+
+	// ErrInvalidEvent is returned for an event that is not a valid
+	// CloudEvent (bad attribute, bad extension name, bad header).
+	ErrInvalidEvent = errors.New("jetsource: invalid event")
+
+	// ErrInvalidData is returned when the data does not match its content
+	// type, such as non-JSON data under a JSON content type.
+	ErrInvalidData = errors.New("jetsource: invalid data")
+
+	// ErrPayloadTooLarge is returned when an event does not fit the
+	// server's maximum payload or the stream's maximum message size.
+	ErrPayloadTooLarge = errors.New("jetsource: payload too large")
+
+	// ErrStreamNotFound is returned when the event stream does not exist
+	// or does not capture the subject of an event.
+	ErrStreamNotFound = errors.New("jetsource: stream not found")
+
+	// ErrNotFound is returned when nothing matches a lookup.
+	ErrNotFound = errors.New("jetsource: not found")
+
+	// ErrPermissionDenied is returned when the server refused an operation
+	// for lack of permissions.
+	ErrPermissionDenied = errors.New("jetsource: permission denied")
+
+	// ErrUnavailable is returned when the server cannot be reached or did
+	// not answer in time.
+	ErrUnavailable = errors.New("jetsource: server unavailable")
+
+	// ErrInvalidOption is returned by an option given a bad argument.
+	ErrInvalidOption = errors.New("jetsource: invalid option")
+)
+
+// ConflictError describes an optimistic concurrency conflict: the append
+// expected the last event matching Filter to be at sequence Expected, but it
+// was at Current. It matches [ErrConflict] with [errors.Is], and also the
+// underlying cause, when there is one.
+type ConflictError struct {
+	// Filter is the canonical filter the expectation was checked on.
+	Filter string
+	// Expected is the sequence the append expected (0: nothing stored yet).
+	Expected uint64
+	// Current is the sequence of the last matching event when the
+	// append was refused, if CurrentKnown is true.
+	Current      uint64
+	CurrentKnown bool
+	// Err is the cause reported by the backend, if any.
+	Err error
+}
+
+// Error reports the filter and both sequences.
+func (e *ConflictError) Error() string {
+	if e.CurrentKnown {
+		return fmt.Sprintf("jetsource: concurrency conflict on %s: expected last sequence %d, current %d", e.Filter, e.Expected, e.Current)
+	}
+	return fmt.Sprintf("jetsource: concurrency conflict on %s: expected last sequence %d", e.Filter, e.Expected)
+}
+
+// Unwrap returns [ErrConflict] and the cause.
+func (e *ConflictError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrConflict, e.Err}
+	}
+	return []error{ErrConflict}
+}

@@ -1,0 +1,86 @@
+package jetstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetsource/jetsource"
+)
+
+// JetStream API error codes that jetstore translates.
+const (
+	codeWrongLastSequence         = 10071
+	codeWrongLastSequenceConstant = 10164
+	codeStreamNotMatch            = 10060
+	codeMessageTooLarge           = 10054
+	codeStreamNotFound            = 10059
+)
+
+// mapErr translates errors of nats.go into the sentinel errors of
+// jetsource, keeping the original in the chain.
+func mapErr(js jetstream.JetStream, err error) error {
+	if err == nil {
+		return nil
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case codeStreamNotMatch:
+			return fmt.Errorf("%w: the subject is captured by another stream: %w", jetsource.ErrStreamNotFound, err)
+		case codeMessageTooLarge:
+			return fmt.Errorf("%w: %w", jetsource.ErrPayloadTooLarge, err)
+		case codeStreamNotFound:
+			return fmt.Errorf("%w: %w", jetsource.ErrStreamNotFound, err)
+		}
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrNoStreamResponse):
+		return fmt.Errorf("%w: no stream captures the subject: %w", jetsource.ErrStreamNotFound, err)
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("%w: %w", jetsource.ErrStreamNotFound, err)
+	case errors.Is(err, nats.ErrMaxPayload):
+		return fmt.Errorf("%w: %w", jetsource.ErrPayloadTooLarge, err)
+	case errors.Is(err, nats.ErrPermissionViolation):
+		return fmt.Errorf("%w: %w", jetsource.ErrPermissionDenied, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		// A denied publish is never answered: the server reports the
+		// violation on the connection instead.
+		if last := js.Conn().LastError(); last != nil && errors.Is(last, nats.ErrPermissionViolation) {
+			return fmt.Errorf("%w: %w (no answer before the deadline: %w)", jetsource.ErrPermissionDenied, last, err)
+		}
+		return fmt.Errorf("%w: no answer before the deadline: %w", jetsource.ErrUnavailable, err)
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrNoServers),
+		errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrConnectionDraining),
+		errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		return fmt.Errorf("%w: %w", jetsource.ErrUnavailable, err)
+	}
+	return err
+}
+
+// conflictCurrent extracts the current sequence from a wrong-last-sequence
+// error; ok is false when the error is not one, known is false when it does
+// not tell the sequence.
+func conflictCurrent(err error) (current uint64, known, ok bool) {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return 0, false, false
+	}
+	switch apiErr.ErrorCode {
+	case codeWrongLastSequence:
+		i := strings.LastIndexByte(apiErr.Description, ':')
+		if i < 0 {
+			return 0, false, true
+		}
+		n, perr := strconv.ParseUint(strings.TrimSpace(apiErr.Description[i+1:]), 10, 64)
+		return n, perr == nil, true
+	case codeWrongLastSequenceConstant:
+		return 0, false, true
+	}
+	return 0, false, false
+}

@@ -1,0 +1,269 @@
+package jetsource
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/jetsource/jetsource/subjects"
+)
+
+// MemoryStore is an in-memory [Store] for unit tests. It keeps the
+// semantics of the JetStream store (sequences from 1, de-duplication by
+// event id within a window, per-aggregate expectations, the same errors)
+// and passes the same compliance suite, but keeps nothing across restarts.
+// It is safe for concurrent use.
+type MemoryStore struct {
+	name       string
+	source     string
+	maxPayload int
+	window     time.Duration
+	now        func() time.Time
+
+	mu      sync.RWMutex
+	events  []Event // events[i] has sequence i+1; never modified once appended
+	ids     map[string]dedupEntry
+	changed chan struct{} // closed and replaced on every append
+}
+
+type dedupEntry struct {
+	seq uint64
+	at  time.Time
+}
+
+// MemoryOption configures a [MemoryStore].
+type MemoryOption func(*MemoryStore) error
+
+// MemoryStreamName sets the stream name reported in acks and events
+// (default "memory").
+func MemoryStreamName(name string) MemoryOption {
+	return func(s *MemoryStore) error {
+		if name == "" {
+			return fmt.Errorf("%w: empty stream name", ErrInvalidOption)
+		}
+		s.name = name
+		return nil
+	}
+}
+
+// MemorySource sets the source of events that name none (default
+// [DefaultSource]).
+func MemorySource(source string) MemoryOption {
+	return func(s *MemoryStore) error {
+		if source == "" {
+			return fmt.Errorf("%w: empty source", ErrInvalidOption)
+		}
+		s.source = source
+		return nil
+	}
+}
+
+// MemoryMaxPayload sets the largest event (headers and data) accepted
+// (default 1 MiB, the NATS default).
+func MemoryMaxPayload(n int) MemoryOption {
+	return func(s *MemoryStore) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: max payload %d must be positive", ErrInvalidOption, n)
+		}
+		s.maxPayload = n
+		return nil
+	}
+}
+
+// MemoryDuplicateWindow sets how long event ids are remembered for
+// de-duplication (default 2 minutes, the JetStream default).
+func MemoryDuplicateWindow(d time.Duration) MemoryOption {
+	return func(s *MemoryStore) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: duplicate window %v must be positive", ErrInvalidOption, d)
+		}
+		s.window = d
+		return nil
+	}
+}
+
+// NewMemoryStore returns an empty in-memory store. It returns an error
+// matching [ErrInvalidOption] for a bad option.
+func NewMemoryStore(opts ...MemoryOption) (*MemoryStore, error) {
+	s := &MemoryStore{
+		name: "memory", source: DefaultSource, maxPayload: 1 << 20, window: 2 * time.Minute,
+		now: time.Now, ids: map[string]dedupEntry{}, changed: make(chan struct{}),
+	}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// Append implements [Store.Append].
+func (s *MemoryStore) Append(ctx context.Context, e Event, opts ...AppendOption) (Ack, error) {
+	if err := ctx.Err(); err != nil {
+		return Ack{}, err
+	}
+	o, err := ApplyAppendOptions(opts...)
+	if err != nil {
+		return Ack{}, err
+	}
+	e, err = Prepare(e.Clone(), s.source, s.now())
+	if err != nil {
+		return Ack{}, err
+	}
+	if size := MsgSize(e); size > s.maxPayload {
+		return Ack{}, fmt.Errorf("%w: event on %s is %d bytes, the maximum is %d", ErrPayloadTooLarge, e.Subject, size, s.maxPayload)
+	}
+	var filter subjects.Filter
+	if o.Expect {
+		if filter, err = AggregateFilter(e.Subject.Aggregate()); err != nil {
+			return Ack{}, err
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if o.Expect {
+		if cur := s.lastLocked(filter); cur != o.ExpectedSequence {
+			// A retry of an append that did succeed: the last event is ours.
+			if cur > 0 && s.events[cur-1].ID == e.ID {
+				return Ack{Stream: s.name, Sequence: cur, Duplicate: true}, nil
+			}
+			return Ack{}, &ConflictError{Filter: filter.String(), Expected: o.ExpectedSequence, Current: cur, CurrentKnown: true}
+		}
+	}
+	if d, ok := s.ids[e.ID]; ok && now.Sub(d.at) < s.window {
+		return Ack{Stream: s.name, Sequence: d.seq, Duplicate: true}, nil
+	}
+	e.Sequence = uint64(len(s.events)) + 1
+	e.Stream = s.name
+	e.Stored = now.UTC()
+	s.events = append(s.events, e)
+	s.ids[e.ID] = dedupEntry{seq: e.Sequence, at: now}
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return Ack{Stream: s.name, Sequence: e.Sequence}, nil
+}
+
+// MsgSize is the size of an event as a NATS message: its encoded headers
+// plus its data.
+func MsgSize(e Event) int {
+	n := len("NATS/1.0\r\n\r\n") + len(e.Data)
+	for k, vs := range EncodeHeader(e) {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return n
+}
+
+func (s *MemoryStore) lastLocked(f subjects.Filter) uint64 {
+	for i := len(s.events) - 1; i >= 0; i-- {
+		if f.Match(s.events[i].Subject) {
+			return uint64(i) + 1
+		}
+	}
+	return 0
+}
+
+// snapshot returns the stored events and the channel closed by the next
+// append.
+func (s *MemoryStore) snapshot() ([]Event, <-chan struct{}) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.events, s.changed
+}
+
+// Read implements [Store.Read].
+func (s *MemoryStore) Read(ctx context.Context, q Query) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		if err := q.Validate(); err != nil {
+			yield(Event{}, err)
+			return
+		}
+		next := max(q.FromSequence, 1)
+		n := 0
+		for {
+			evs, changed := s.snapshot()
+			for ; next <= uint64(len(evs)); next++ {
+				if err := ctx.Err(); err != nil {
+					yield(Event{}, err)
+					return
+				}
+				e := evs[next-1]
+				if !q.Match(e) {
+					continue
+				}
+				if !yield(e.Clone(), nil) {
+					return
+				}
+				if n++; q.Limit > 0 && n >= q.Limit {
+					return
+				}
+			}
+			if !q.Follow {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+		}
+	}
+}
+
+// Load implements [Store.Load].
+func (s *MemoryStore) Load(ctx context.Context, aggregate subjects.Subject, from uint64) iter.Seq2[Event, error] {
+	f, err := AggregateFilter(aggregate)
+	if err != nil {
+		return func(yield func(Event, error) bool) { yield(Event{}, err) }
+	}
+	return s.Read(ctx, Query{Filters: []subjects.Filter{f}, FromSequence: from})
+}
+
+// Latest implements [Store.Latest].
+func (s *MemoryStore) Latest(ctx context.Context, filter subjects.Filter) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		if filter.IsZero() {
+			yield(Event{}, fmt.Errorf("%w: empty filter", ErrInvalidSubject))
+			return
+		}
+		evs, _ := s.snapshot()
+		last := map[subjects.Subject]int{}
+		for i, e := range evs {
+			if filter.Match(e.Subject) {
+				last[e.Subject] = i
+			}
+		}
+		for i, e := range evs {
+			if j, ok := last[e.Subject]; !ok || j != i {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				yield(Event{}, err)
+				return
+			}
+			if !yield(e.Clone(), nil) {
+				return
+			}
+		}
+	}
+}
+
+// LastSequence implements [Store.LastSequence].
+func (s *MemoryStore) LastSequence(ctx context.Context, filter subjects.Filter) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if filter.IsZero() {
+		return 0, fmt.Errorf("%w: empty filter", ErrInvalidSubject)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.lastLocked(filter), nil
+}

@@ -1,0 +1,623 @@
+// Package storetest is the compliance suite of [jetsource.Store]: every
+// backend runs it from one short test and so keeps the same contract.
+//
+//	func TestCompliance(t *testing.T) {
+//		storetest.Run(t, storetest.Features{}, func(t testing.TB, filter string) jetsource.Store {
+//			return newEmptyStoreCapturing(t, filter)
+//		})
+//	}
+//
+// Each case runs in parallel on a store of its own, which must be empty and
+// capture the subjects matching the filter it is given. A failure names the contract
+// that broke.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jetsource/jetsource"
+	"github.com/jetsource/jetsource/subjects"
+)
+
+// Features states what a backend promises beyond the common contract.
+type Features struct {
+	// Root prefixes the first token of every subject the suite writes
+	// (default "test"): case i writes under Root followed by i.
+	Root string
+	// MaxPayload is the largest event the store accepts (default 1 MiB).
+	MaxPayload int
+	// Timeout bounds every operation of a case (default 10s).
+	Timeout time.Duration
+}
+
+// NewStore returns an empty store that captures the subjects matching
+// filter (such as "test07.>"); it is called once per case, each case with a
+// filter of its own, and should clean up with t.Cleanup.
+type NewStore func(t testing.TB, filter string) jetsource.Store
+
+type suite struct {
+	f   Features
+	new NewStore
+}
+
+// Run runs every case of the suite as a parallel subtest of t.
+func Run(t *testing.T, f Features, newStore NewStore) {
+	if f.Root == "" {
+		f.Root = "test"
+	}
+	if f.MaxPayload == 0 {
+		f.MaxPayload = 1 << 20
+	}
+	if f.Timeout == 0 {
+		f.Timeout = 10 * time.Second
+	}
+	s := &suite{f: f, new: newStore}
+	cases := []struct {
+		name string
+		run  func(s *suite, t *testing.T, ctx context.Context, st jetsource.Store)
+	}{
+		{"AppendAssignsIncreasingSequences", (*suite).appendSequences},
+		{"AppendFillsDefaults", (*suite).appendDefaults},
+		{"AppendRoundTripsEveryAttribute", (*suite).appendRoundTrip},
+		{"AppendSameIDStoresOnce", (*suite).dedup},
+		{"AppendRetryWithStaleExpectationIsDuplicate", (*suite).dedupRetryWithExpectation},
+		{"ExpectZeroMeansNewAggregate", (*suite).expectNew},
+		{"ExpectConflictReportsCurrentSequence", (*suite).expectConflict},
+		{"ExpectCoversWholeAggregate", (*suite).expectWholeAggregate},
+		{"ExpectIgnoresOtherAggregatesCoversNested", (*suite).expectOtherAggregates},
+		{"BadInputWritesNothing", (*suite).badInput},
+		{"ReadAllInOrder", (*suite).readAll},
+		{"ReadFilters", (*suite).readFilters},
+		{"ReadFromSequenceAndLimit", (*suite).readRange},
+		{"ReadSince", (*suite).readSince},
+		{"ReadEmptyEndsAtOnce", (*suite).readEmpty},
+		{"ReadStopsAtHead", (*suite).readStopsAtHead},
+		{"ReadFollowDeliversNewEvents", (*suite).readFollow},
+		{"LoadAggregate", (*suite).load},
+		{"LatestPerSubject", (*suite).latest},
+		{"LastSequence", (*suite).lastSequence},
+		{"ConcurrentWritersOneWinnerPerRound", (*suite).concurrentOneWinner},
+		{"ConcurrentAppendsToDistinctAggregates", (*suite).concurrentDistinct},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cs := *s
+			cs.f.Root = fmt.Sprintf("%s%02d", s.f.Root, i)
+			st := s.new(t, cs.f.Root+".>")
+			ctx, cancel := context.WithTimeout(context.Background(), s.f.Timeout)
+			defer cancel()
+			c.run(&cs, t, ctx, st)
+		})
+	}
+}
+
+func (s *suite) subj(t testing.TB, rest string) subjects.Subject {
+	t.Helper()
+	sub, err := subjects.Parse(s.f.Root + "." + rest)
+	if err != nil {
+		t.Fatalf("bad test subject: %v", err)
+	}
+	return sub
+}
+
+func (s *suite) filter(t testing.TB, rest string) subjects.Filter {
+	t.Helper()
+	f, err := subjects.ParseFilter(s.f.Root + "." + rest)
+	if err != nil {
+		t.Fatalf("bad test filter: %v", err)
+	}
+	return f
+}
+
+func (s *suite) event(t testing.TB, rest, data string) jetsource.Event {
+	t.Helper()
+	return jetsource.Event{Subject: s.subj(t, rest), Data: []byte(data)}
+}
+
+func mustAppend(t testing.TB, ctx context.Context, st jetsource.Store, e jetsource.Event, opts ...jetsource.AppendOption) jetsource.Ack {
+	t.Helper()
+	ack, err := st.Append(ctx, e, opts...)
+	if err != nil {
+		t.Fatalf("append %s: %v", e.Subject, err)
+	}
+	return ack
+}
+
+func collect(t testing.TB, seq func(func(jetsource.Event, error) bool)) []jetsource.Event {
+	t.Helper()
+	var out []jetsource.Event
+	for e, err := range seq {
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func seqs(evs []jetsource.Event) []uint64 {
+	out := make([]uint64, len(evs))
+	for i, e := range evs {
+		out[i] = e.Sequence
+	}
+	return out
+}
+
+func eq(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *suite) appendSequences(t *testing.T, ctx context.Context, st jetsource.Store) {
+	var last uint64
+	for i := range 5 {
+		ack := mustAppend(t, ctx, st, s.event(t, fmt.Sprintf("A%d.added", i), `{}`))
+		if ack.Sequence <= last || ack.Duplicate {
+			t.Fatalf("contract: every append gets a larger sequence; got %+v after %d", ack, last)
+		}
+		if ack.Stream == "" {
+			t.Fatalf("contract: the ack names the stream; got %+v", ack)
+		}
+		last = ack.Sequence
+	}
+}
+
+func (s *suite) appendDefaults(t *testing.T, ctx context.Context, st jetsource.Store) {
+	before := time.Now().Add(-time.Second)
+	ack := mustAppend(t, ctx, st, s.event(t, "A.added", `{"name":"Ann"}`))
+	evs := collect(t, st.Read(ctx, jetsource.Query{}))
+	if len(evs) != 1 {
+		t.Fatalf("contract: one append, one event; got %d", len(evs))
+	}
+	e := evs[0]
+	want := s.f.Root + ".added"
+	switch {
+	case e.ID == "":
+		t.Error("contract: an event without id gets one")
+	case e.Type != want:
+		t.Errorf("contract: type derives from the subject: got %q, want %q", e.Type, want)
+	case e.Source == "":
+		t.Error("contract: an event without source gets the default source")
+	case e.Time.Before(before):
+		t.Errorf("contract: time defaults to the append time; got %v", e.Time)
+	case e.DataContentType != "application/json":
+		t.Errorf("contract: data defaults to application/json; got %q", e.DataContentType)
+	case e.Sequence != ack.Sequence || e.Stream != ack.Stream:
+		t.Errorf("contract: the read event carries the acked position; got %d/%s, ack %+v", e.Sequence, e.Stream, ack)
+	case e.Stored.IsZero():
+		t.Error("contract: a read event carries its stored time")
+	}
+}
+
+func (s *suite) appendRoundTrip(t *testing.T, ctx context.Context, st jetsource.Store) {
+	in := jetsource.Event{
+		ID: "evt-1 with spaces & ünïcode", Source: "/svc/users", Type: "com.example.user.added",
+		Subject: s.subj(t, "A.added"), Time: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC),
+		DataContentType: "application/json; charset=utf-8", DataSchema: "https://example.com/user.json",
+		Data: []byte(`{"name":"Zoë \"Z\" 100%"}`), Actor: "ann@example.com", ClientIP: "2001:db8::1",
+		CorrelationID: "corr-1", CausationID: "cause-1", SchemaRevision: 3, TransactionID: "tx-9",
+		Extensions: map[string]string{"tenant": "acme corp", "region": "eu%west"},
+	}
+	mustAppend(t, ctx, st, in)
+	evs := collect(t, st.Read(ctx, jetsource.Query{}))
+	if len(evs) != 1 {
+		t.Fatalf("contract: one append, one event; got %d", len(evs))
+	}
+	got := evs[0]
+	got.Sequence, got.Stream, got.Stored = 0, "", time.Time{}
+	if !got.Time.Equal(in.Time) {
+		t.Errorf("contract: time round-trips: got %v, want %v", got.Time, in.Time)
+	}
+	got.Time = in.Time
+	if fmt.Sprint(got) != fmt.Sprint(in) || !bytes.Equal(got.Data, in.Data) {
+		t.Errorf("contract: every attribute round-trips:\n got %+v\nwant %+v", got, in)
+	}
+}
+
+func (s *suite) dedup(t *testing.T, ctx context.Context, st jetsource.Store) {
+	e := s.event(t, "A.added", `{"n":1}`)
+	e.ID = "same-id"
+	first := mustAppend(t, ctx, st, e)
+	second := mustAppend(t, ctx, st, e)
+	if !second.Duplicate || second.Sequence != first.Sequence {
+		t.Fatalf("contract: the same id is stored once and the original sequence returned; got %+v then %+v", first, second)
+	}
+	if n := len(collect(t, st.Read(ctx, jetsource.Query{}))); n != 1 {
+		t.Fatalf("contract: a duplicate writes nothing; %d events stored", n)
+	}
+}
+
+func (s *suite) dedupRetryWithExpectation(t *testing.T, ctx context.Context, st jetsource.Store) {
+	e := s.event(t, "A.added", `{}`)
+	e.ID = "retry-id"
+	first := mustAppend(t, ctx, st, e, jetsource.ExpectSequence(0))
+	again, err := st.Append(ctx, e, jetsource.ExpectSequence(0))
+	if err != nil || !again.Duplicate || again.Sequence != first.Sequence {
+		t.Fatalf("contract: retrying a successful conditional append is a duplicate, not a conflict; got %+v, %v", again, err)
+	}
+}
+
+func (s *suite) expectNew(t *testing.T, ctx context.Context, st jetsource.Store) {
+	ack := mustAppend(t, ctx, st, s.event(t, "A.added", `{}`), jetsource.ExpectSequence(0))
+	_, err := st.Append(ctx, s.event(t, "A.added", `{}`), jetsource.ExpectSequence(0))
+	var ce *jetsource.ConflictError
+	if !errors.Is(err, jetsource.ErrConflict) || !errors.As(err, &ce) {
+		t.Fatalf("contract: expect 0 on an existing aggregate is a conflict; got %v", err)
+	}
+	if !ce.CurrentKnown || ce.Current != ack.Sequence {
+		t.Fatalf("contract: the conflict tells the current sequence %d; got %+v", ack.Sequence, ce)
+	}
+}
+
+func (s *suite) expectConflict(t *testing.T, ctx context.Context, st jetsource.Store) {
+	a1 := mustAppend(t, ctx, st, s.event(t, "A.added", `{}`))
+	a2 := mustAppend(t, ctx, st, s.event(t, "A.renamed", `{}`), jetsource.ExpectSequence(a1.Sequence))
+	_, err := st.Append(ctx, s.event(t, "A.renamed", `{}`), jetsource.ExpectSequence(a1.Sequence))
+	var ce *jetsource.ConflictError
+	if !errors.As(err, &ce) || !errors.Is(err, jetsource.ErrConflict) {
+		t.Fatalf("contract: a stale expectation is a conflict; got %v", err)
+	}
+	if ce.Expected != a1.Sequence || !ce.CurrentKnown || ce.Current != a2.Sequence {
+		t.Fatalf("contract: the conflict tells expected %d and current %d; got %+v", a1.Sequence, a2.Sequence, ce)
+	}
+	if want := s.f.Root + ".A.>"; ce.Filter != want {
+		t.Fatalf("contract: the conflict names the canonical aggregate filter %q; got %q", want, ce.Filter)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprint(a2.Sequence)) {
+		t.Fatalf("contract: the message says the current sequence; got %q", err)
+	}
+	if n := len(collect(t, st.Read(ctx, jetsource.Query{}))); n != 2 {
+		t.Fatalf("contract: a conflict writes nothing; %d events stored", n)
+	}
+}
+
+func (s *suite) expectWholeAggregate(t *testing.T, ctx context.Context, st jetsource.Store) {
+	mustAppend(t, ctx, st, s.event(t, "A.added", `{}`))
+	other := mustAppend(t, ctx, st, s.event(t, "A.renamed", `{}`))
+	_, err := st.Append(ctx, s.event(t, "A.added", `{}`), jetsource.ExpectSequence(1))
+	if !errors.Is(err, jetsource.ErrConflict) {
+		t.Fatalf("contract: the expectation covers every subject of the aggregate (last is %d); got %v", other.Sequence, err)
+	}
+}
+
+func (s *suite) expectOtherAggregates(t *testing.T, ctx context.Context, st jetsource.Store) {
+	a := mustAppend(t, ctx, st, s.event(t, "A.added", `{}`))
+	mustAppend(t, ctx, st, s.event(t, "AB.added", `{}`))
+	mustAppend(t, ctx, st, s.event(t, "B.added", `{}`))
+	renamed, err := st.Append(ctx, s.event(t, "A.renamed", `{}`), jetsource.ExpectSequence(a.Sequence))
+	if err != nil {
+		t.Fatalf("contract: events of other aggregates (AB, B) do not affect A's expectation; got %v", err)
+	}
+	// A.x is an aggregate of its own, nested in A: new to itself, but part of A.>.
+	nested := mustAppend(t, ctx, st, s.event(t, "A.x.nested", `{}`), jetsource.ExpectSequence(0))
+	_, err = st.Append(ctx, s.event(t, "A.renamed", `{}`), jetsource.ExpectSequence(renamed.Sequence))
+	var ce *jetsource.ConflictError
+	if !errors.As(err, &ce) || ce.Current != nested.Sequence {
+		t.Fatalf("contract: an aggregate's expectation covers the aggregates nested in it (A.x under A.>); got %v", err)
+	}
+}
+
+func (s *suite) badInput(t *testing.T, ctx context.Context, st jetsource.Store) {
+	big := make([]byte, s.f.MaxPayload+1)
+	for i := range big {
+		big[i] = 'a'
+	}
+	cases := []struct {
+		name string
+		e    jetsource.Event
+		want error
+	}{
+		{"ErrInvalidSubject/zero", jetsource.Event{Data: []byte(`{}`)}, jetsource.ErrInvalidSubject},
+		{"ErrInvalidSubject/one token", jetsource.Event{Subject: subjects.MustParse(s.f.Root), Data: []byte(`{}`)}, jetsource.ErrInvalidSubject},
+		{"ErrInvalidData/not JSON", s.event(t, "A.added", `{"name":`), jetsource.ErrInvalidData},
+		{"ErrInvalidEvent/extension name", jetsource.Event{Subject: s.subj(t, "A.added"), Extensions: map[string]string{"Bad-Name": "x"}}, jetsource.ErrInvalidEvent},
+		{"ErrInvalidEvent/control character", jetsource.Event{Subject: s.subj(t, "A.added"), Actor: "ann\nbob"}, jetsource.ErrInvalidEvent},
+		{"ErrInvalidEvent/content type", jetsource.Event{Subject: s.subj(t, "A.added"), DataContentType: "not a type;;", Data: []byte("x")}, jetsource.ErrInvalidEvent},
+		{"ErrPayloadTooLarge", jetsource.Event{Subject: s.subj(t, "A.added"), DataContentType: "text/plain", Data: big}, jetsource.ErrPayloadTooLarge},
+	}
+	for _, c := range cases {
+		if _, err := st.Append(ctx, c.e); !errors.Is(err, c.want) {
+			t.Errorf("%s: contract: bad input is refused with %v; got %v", c.name, c.want, err)
+		}
+	}
+	if _, err := st.Append(ctx, s.event(t, "A.added", `{}`), func(*jetsource.AppendOptions) error {
+		return fmt.Errorf("%w: test", jetsource.ErrInvalidOption)
+	}); !errors.Is(err, jetsource.ErrInvalidOption) {
+		t.Errorf("contract: an option's error is returned; got %v", err)
+	}
+	if n, err := st.LastSequence(ctx, subjects.All()); err != nil || n != 0 {
+		t.Fatalf("contract: bad input writes nothing; last sequence %d, %v", n, err)
+	}
+}
+
+func (s *suite) fill(t testing.TB, ctx context.Context, st jetsource.Store, rests ...string) []jetsource.Ack {
+	t.Helper()
+	var acks []jetsource.Ack
+	for i, r := range rests {
+		acks = append(acks, mustAppend(t, ctx, st, s.event(t, r, fmt.Sprintf(`{"i":%d}`, i))))
+	}
+	return acks
+}
+
+func ackSeqs(acks []jetsource.Ack, idx ...int) []uint64 {
+	var out []uint64
+	for _, i := range idx {
+		out = append(out, acks[i].Sequence)
+	}
+	return out
+}
+
+func (s *suite) readAll(t *testing.T, ctx context.Context, st jetsource.Store) {
+	acks := s.fill(t, ctx, st, "A.added", "B.added", "A.renamed", "C.added")
+	got := collect(t, st.Read(ctx, jetsource.Query{}))
+	if want := ackSeqs(acks, 0, 1, 2, 3); !eq(seqs(got), want) {
+		t.Fatalf("contract: read yields every event in sequence order; got %v, want %v", seqs(got), want)
+	}
+	for i, e := range got {
+		if want := fmt.Sprintf(`{"i":%d}`, i); string(e.Data) != want {
+			t.Fatalf("contract: data round-trips; got %s, want %s", e.Data, want)
+		}
+	}
+}
+
+func (s *suite) readFilters(t *testing.T, ctx context.Context, st jetsource.Store) {
+	acks := s.fill(t, ctx, st, "A.added", "B.added", "A.renamed", "C.added", "B.removed")
+	cases := []struct {
+		name    string
+		filters []subjects.Filter
+		want    []uint64
+	}{
+		{"one aggregate", []subjects.Filter{s.filter(t, "A.>")}, ackSeqs(acks, 0, 2)},
+		{"by event name", []subjects.Filter{s.filter(t, "*.added")}, ackSeqs(acks, 0, 1, 3)},
+		{"several", []subjects.Filter{s.filter(t, "C.>"), s.filter(t, "A.>")}, ackSeqs(acks, 0, 2, 3)},
+		{"overlapping", []subjects.Filter{s.filter(t, "*.added"), s.filter(t, "A.>")}, ackSeqs(acks, 0, 1, 2, 3)},
+		{"covered", []subjects.Filter{s.filter(t, ">"), s.filter(t, "A.>")}, ackSeqs(acks, 0, 1, 2, 3, 4)},
+		{"literal", []subjects.Filter{s.subj(t, "B.removed").Filter()}, ackSeqs(acks, 4)},
+		{"no match", []subjects.Filter{s.filter(t, "Z.>")}, nil},
+	}
+	for _, c := range cases {
+		got := collect(t, st.Read(ctx, jetsource.Query{Filters: c.filters}))
+		if !eq(seqs(got), c.want) {
+			t.Errorf("%s: contract: read yields exactly the matching events in order; got %v, want %v", c.name, seqs(got), c.want)
+		}
+	}
+}
+
+func (s *suite) readRange(t *testing.T, ctx context.Context, st jetsource.Store) {
+	acks := s.fill(t, ctx, st, "A.e1", "A.e2", "A.e3", "A.e4", "A.e5")
+	got := collect(t, st.Read(ctx, jetsource.Query{FromSequence: acks[2].Sequence}))
+	if want := ackSeqs(acks, 2, 3, 4); !eq(seqs(got), want) {
+		t.Errorf("contract: FromSequence is inclusive; got %v, want %v", seqs(got), want)
+	}
+	got = collect(t, st.Read(ctx, jetsource.Query{FromSequence: acks[1].Sequence, Limit: 2}))
+	if want := ackSeqs(acks, 1, 2); !eq(seqs(got), want) {
+		t.Errorf("contract: Limit stops after that many events; got %v, want %v", seqs(got), want)
+	}
+	got = collect(t, st.Read(ctx, jetsource.Query{FromSequence: acks[4].Sequence + 1}))
+	if len(got) != 0 {
+		t.Errorf("contract: reading past the end yields nothing; got %v", seqs(got))
+	}
+	for _, err := range st.Read(ctx, jetsource.Query{Limit: -1}) {
+		if !errors.Is(err, jetsource.ErrInvalidOption) {
+			t.Errorf("contract: a negative limit is refused; got %v", err)
+		}
+	}
+}
+
+func (s *suite) readSince(t *testing.T, ctx context.Context, st jetsource.Store) {
+	s.fill(t, ctx, st, "A.e1", "A.e2")
+	evs := collect(t, st.Read(ctx, jetsource.Query{}))
+	time.Sleep(20 * time.Millisecond) // stored times must differ
+	mid := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	acks := s.fill(t, ctx, st, "A.e3", "B.e4")
+	got := collect(t, st.Read(ctx, jetsource.Query{Since: mid}))
+	if want := ackSeqs(acks, 0, 1); !eq(seqs(got), want) {
+		t.Errorf("contract: Since skips events stored before it; got %v, want %v (earlier: %v)", seqs(got), want, seqs(evs))
+	}
+	got = collect(t, st.Read(ctx, jetsource.Query{Since: mid, Filters: []subjects.Filter{s.filter(t, "B.>")}}))
+	if want := ackSeqs(acks, 1); !eq(seqs(got), want) {
+		t.Errorf("contract: Since combines with filters; got %v, want %v", seqs(got), want)
+	}
+	got = collect(t, st.Read(ctx, jetsource.Query{Since: time.Now().Add(time.Hour)}))
+	if len(got) != 0 {
+		t.Errorf("contract: Since in the future yields nothing; got %v", seqs(got))
+	}
+}
+
+func (s *suite) readEmpty(t *testing.T, ctx context.Context, st jetsource.Store) {
+	start := time.Now()
+	if got := collect(t, st.Read(ctx, jetsource.Query{})); len(got) != 0 {
+		t.Fatalf("contract: an empty store reads nothing; got %v", seqs(got))
+	}
+	if got := collect(t, st.Latest(ctx, subjects.All())); len(got) != 0 {
+		t.Fatalf("contract: an empty store has no latest events; got %v", seqs(got))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("contract: an empty read ends at once; took %v", d)
+	}
+}
+
+func (s *suite) readStopsAtHead(t *testing.T, ctx context.Context, st jetsource.Store) {
+	s.fill(t, ctx, st, "A.e1", "A.e2", "A.e3")
+	n := 0
+	for _, err := range st.Read(ctx, jetsource.Query{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			s.fill(t, ctx, st, "A.late")
+		}
+		n++
+	}
+	if n != 3 {
+		t.Fatalf("contract: a read yields the events stored when it began; got %d, want 3", n)
+	}
+	// Breaking out early must not block or leak.
+	for range st.Read(ctx, jetsource.Query{}) {
+		break
+	}
+}
+
+func (s *suite) readFollow(t *testing.T, ctx context.Context, st jetsource.Store) {
+	s.fill(t, ctx, st, "A.e1")
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var got []uint64
+	var wg sync.WaitGroup
+	started := make(chan struct{})
+	var once sync.Once
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer once.Do(func() { close(started) })
+		first := true
+		for e, err := range st.Read(fctx, jetsource.Query{Follow: true, Filters: []subjects.Filter{s.filter(t, "A.>")}}) {
+			if err != nil {
+				return
+			}
+			got = append(got, e.Sequence)
+			if first {
+				once.Do(func() { close(started) })
+				first = false
+			}
+			if len(got) == 3 {
+				cancel()
+			}
+		}
+	}()
+	<-started
+	acks := s.fill(t, ctx, st, "B.other", "A.e2", "A.e3")
+	wg.Wait()
+	if want := []uint64{1, acks[1].Sequence, acks[2].Sequence}; !eq(got, want) {
+		t.Fatalf("contract: Follow yields matching events appended after the read began; got %v, want %v", got, want)
+	}
+}
+
+func (s *suite) load(t *testing.T, ctx context.Context, st jetsource.Store) {
+	acks := s.fill(t, ctx, st, "A.added", "AB.added", "A.renamed", "A.x.nested", "B.added")
+	got := collect(t, st.Load(ctx, s.subj(t, "A"), 0))
+	if want := ackSeqs(acks, 0, 2, 3); !eq(seqs(got), want) {
+		t.Fatalf("contract: Load yields the aggregate's events (A.>), not AB's; got %v, want %v", seqs(got), want)
+	}
+	got = collect(t, st.Load(ctx, s.subj(t, "A"), acks[2].Sequence))
+	if want := ackSeqs(acks, 2, 3); !eq(seqs(got), want) {
+		t.Fatalf("contract: Load from a sequence; got %v, want %v", seqs(got), want)
+	}
+	if got := collect(t, st.Load(ctx, s.subj(t, "none"), 0)); len(got) != 0 {
+		t.Fatalf("contract: loading an unknown aggregate yields nothing; got %v", seqs(got))
+	}
+}
+
+func (s *suite) latest(t *testing.T, ctx context.Context, st jetsource.Store) {
+	acks := s.fill(t, ctx, st, "A.state", "B.state", "A.state", "C.other", "B.state", "A.note")
+	got := collect(t, st.Latest(ctx, s.filter(t, "*.state")))
+	if want := ackSeqs(acks, 2, 4); !eq(seqs(got), want) {
+		t.Fatalf("contract: Latest yields the last event of each matching subject in order; got %v, want %v", seqs(got), want)
+	}
+	if string(got[0].Data) != `{"i":2}` {
+		t.Fatalf("contract: Latest yields the whole event; got %s", got[0].Data)
+	}
+}
+
+func (s *suite) lastSequence(t *testing.T, ctx context.Context, st jetsource.Store) {
+	acks := s.fill(t, ctx, st, "A.added", "B.added", "A.renamed", "C.added")
+	cases := []struct {
+		f    subjects.Filter
+		want uint64
+	}{
+		{s.filter(t, "A.>"), acks[2].Sequence},
+		{s.filter(t, "*.added"), acks[3].Sequence},
+		{s.subj(t, "B.added").Filter(), acks[1].Sequence},
+		{s.filter(t, "Z.>"), 0},
+	}
+	for _, c := range cases {
+		got, err := st.LastSequence(ctx, c.f)
+		if err != nil || got != c.want {
+			t.Errorf("contract: LastSequence(%s) is the last matching sequence %d; got %d, %v", c.f, c.want, got, err)
+		}
+	}
+}
+
+func (s *suite) concurrentOneWinner(t *testing.T, ctx context.Context, st jetsource.Store) {
+	const writers, rounds = 8, 10
+	for round := range rounds {
+		expected, err := st.LastSequence(ctx, s.filter(t, "A.>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins, conflicts := 0, 0
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e := s.event(t, "A.changed", fmt.Sprintf(`{"round":%d,"writer":%d}`, round, w))
+				_, err := st.Append(ctx, e, jetsource.ExpectSequence(expected))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					wins++
+				case errors.Is(err, jetsource.ErrConflict):
+					conflicts++
+				default:
+					t.Errorf("append: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins != 1 || conflicts != writers-1 {
+			t.Fatalf("contract: of %d writers on one expectation exactly one wins; round %d: %d wins, %d conflicts", writers, round, wins, conflicts)
+		}
+	}
+	if n := len(collect(t, st.Read(ctx, jetsource.Query{}))); n != rounds {
+		t.Fatalf("contract: losers write nothing; %d events for %d rounds", n, rounds)
+	}
+}
+
+func (s *suite) concurrentDistinct(t *testing.T, ctx context.Context, st jetsource.Store) {
+	const writers, each = 8, 10
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var last uint64
+			for i := range each {
+				ack, err := st.Append(ctx, s.event(t, fmt.Sprintf("W%d.step", w), fmt.Sprintf(`{"i":%d}`, i)), jetsource.ExpectSequence(last))
+				if err != nil {
+					t.Errorf("contract: writers on distinct aggregates never conflict; writer %d: %v", w, err)
+					return
+				}
+				last = ack.Sequence
+			}
+		}()
+	}
+	wg.Wait()
+	evs := collect(t, st.Read(ctx, jetsource.Query{}))
+	if len(evs) != writers*each {
+		t.Fatalf("contract: every acknowledged append is stored once; got %d events, want %d", len(evs), writers*each)
+	}
+	for i, e := range evs {
+		if e.Sequence != uint64(i)+1 {
+			t.Fatalf("contract: sequences have no gaps or repeats; event %d has sequence %d", i, e.Sequence)
+		}
+	}
+}
