@@ -250,4 +250,3 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 }
-

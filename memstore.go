@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/jetsource/jetsource/subjects"
 )
 
@@ -114,7 +116,7 @@ func (s *MemoryStore) Append(ctx context.Context, e Event, opts ...AppendOption)
 	if err != nil {
 		return Ack{}, err
 	}
-	if size := MsgSize(e); size > s.maxPayload {
+	if size := MsgSize(e.Msg()); size > s.maxPayload {
 		return Ack{}, fmt.Errorf("%w: event on %s is %d bytes, the maximum is %d", ErrPayloadTooLarge, e.Subject, size, s.maxPayload)
 	}
 	var filter subjects.Filter
@@ -149,11 +151,14 @@ func (s *MemoryStore) Append(ctx context.Context, e Event, opts ...AppendOption)
 	return Ack{Stream: s.name, Sequence: e.Sequence}, nil
 }
 
-// MsgSize is the size of an event as a NATS message: its encoded headers
+// MsgSize is the size of a NATS message on the wire: its encoded headers
 // plus its data.
-func MsgSize(e Event) int {
-	n := len("NATS/1.0\r\n\r\n") + len(e.Data)
-	for k, vs := range EncodeHeader(e) {
+func MsgSize(m *nats.Msg) int {
+	n := len(m.Data)
+	if len(m.Header) > 0 {
+		n += len("NATS/1.0\r\n\r\n")
+	}
+	for k, vs := range m.Header {
 		for _, v := range vs {
 			n += len(k) + len(": \r\n") + len(v)
 		}

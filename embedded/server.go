@@ -110,8 +110,10 @@ func (s *Server) Shutdown() {
 // slogAdapter sends nats-server log lines to a slog.Logger.
 type slogAdapter struct{ l *slog.Logger }
 
+// Noticef logs at debug level: the server's notices (its start-up banner
+// among them) are detail for whoever runs jetsource.
 func (a *slogAdapter) Noticef(format string, v ...any) {
-	a.l.Info(fmt.Sprintf(format, v...), "component", "nats-server")
+	a.l.Debug(fmt.Sprintf(format, v...), "component", "nats-server")
 }
 func (a *slogAdapter) Warnf(format string, v ...any) {
 	a.l.Warn(fmt.Sprintf(format, v...), "component", "nats-server")

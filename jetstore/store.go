@@ -140,7 +140,7 @@ func (s *Store) Append(ctx context.Context, e jetsource.Event, opts ...jetsource
 	if s.maxMsgSize > 0 && int64(s.maxMsgSize) < limit {
 		limit = int64(s.maxMsgSize)
 	}
-	if size := jetsource.MsgSize(e); int64(size) > limit {
+	if size := jetsource.MsgSize(msg); int64(size) > limit {
 		return jetsource.Ack{}, fmt.Errorf("%w: event on %s is %d bytes, the maximum is %d", jetsource.ErrPayloadTooLarge, e.Subject, size, limit)
 	}
 	popts := []jetstream.PublishOpt{jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(s.stream)}

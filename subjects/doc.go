@@ -22,9 +22,9 @@
 //
 // The filter selects every event of the aggregate. An aggregate has one
 // or more tokens and an event name exactly one, so a subject needs at
-// least two tokens to hold an event. Since ">" matches any number of tokens, the filter of users.A
-// also matches the events of users.A.B: a layout should not put one
-// aggregate inside another. Escaping each identifier into a single token
+// least two tokens to hold an event. Since ">" matches one or more
+// tokens, the filter of users.A also matches the events of users.A.B: a
+// layout should not put one aggregate inside another. Escaping each identifier into a single token
 // (see below) keeps ids with dots from creating such nested aggregates.
 //
 // # Tokens

@@ -88,7 +88,10 @@ func TestParseErrorQuotesInput(t *testing.T) {
 	}
 	long := strings.Repeat("x", 10*subjects.MaxLen)
 	_, err = subjects.Parse(long)
-	if err == nil || len(err.Error()) > 300 {
+	if err == nil {
+		t.Fatal("Parse of a too long subject: no error")
+	}
+	if len(err.Error()) > 300 {
 		t.Errorf("error for a too long subject is %d bytes, want a short message", len(err.Error()))
 	}
 }
