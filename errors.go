@@ -47,6 +47,10 @@ var (
 
 	// ErrInvalidOption is returned by an option given a bad argument.
 	ErrInvalidOption = errors.New("jetsource: invalid option")
+
+	// ErrBatchTooLarge is returned for a transaction of more events than
+	// [MaxBatch], or larger than the server accepts in one batch.
+	ErrBatchTooLarge = errors.New("jetsource: batch too large")
 )
 
 // ConflictError describes an optimistic concurrency conflict: the append
@@ -62,12 +66,18 @@ type ConflictError struct {
 	// append was refused, if CurrentKnown is true.
 	Current      uint64
 	CurrentKnown bool
+	// ReadPosition is true when Expected is a read position (the
+	// condition of [ExpectNoneAfter]) rather than an exact sequence.
+	ReadPosition bool
 	// Err is the cause reported by the backend, if any.
 	Err error
 }
 
 // Error reports the filter and both sequences.
 func (e *ConflictError) Error() string {
+	if e.ReadPosition {
+		return fmt.Sprintf("jetsource: concurrency conflict on %s: an event was stored at sequence %d, after the read position %d", e.Filter, e.Current, e.Expected)
+	}
 	if e.CurrentKnown {
 		return fmt.Sprintf("jetsource: concurrency conflict on %s: expected last sequence %d, current %d", e.Filter, e.Expected, e.Current)
 	}

@@ -112,43 +112,101 @@ func (s *MemoryStore) Append(ctx context.Context, e Event, opts ...AppendOption)
 	if err != nil {
 		return Ack{}, err
 	}
-	e, err = Prepare(e.Clone(), s.source, s.now())
+	if e, err = s.prepare(e); err != nil {
+		return Ack{}, err
+	}
+	conds, err := EventConditions(e, o)
 	if err != nil {
 		return Ack{}, err
 	}
-	if size := MsgSize(e.Msg()); size > s.maxPayload {
-		return Ack{}, fmt.Errorf("%w: event on %s is %d bytes, the maximum is %d", ErrPayloadTooLarge, e.Subject, size, s.maxPayload)
-	}
-	var filter subjects.Filter
-	if o.Expect {
-		if filter, err = AggregateFilter(e.Subject.Aggregate()); err != nil {
-			return Ack{}, err
-		}
-	}
-
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	if o.Expect {
-		if cur := s.lastLocked(filter); cur != o.ExpectedSequence {
+	for _, c := range conds {
+		if last := s.lastLocked(c.Filter); !c.Holds(last) {
 			// A retry of an append that did succeed: the last event is ours.
-			if cur > 0 && s.events[cur-1].ID == e.ID {
-				return Ack{Stream: s.name, Sequence: cur, Duplicate: true}, nil
+			if last > 0 && s.events[last-1].ID == e.ID {
+				return Ack{Stream: s.name, Sequence: last, Duplicate: true}, nil
 			}
-			return Ack{}, &ConflictError{Filter: filter.String(), Expected: o.ExpectedSequence, Current: cur, CurrentKnown: true}
+			return Ack{}, c.Conflict(last, nil)
 		}
 	}
-	if d, ok := s.ids[e.ID]; ok && now.Sub(d.at) < s.window {
-		return Ack{Stream: s.name, Sequence: d.seq, Duplicate: true}, nil
+	if acks, ok := s.duplicatesLocked([]Event{e}); ok {
+		return acks[0], nil
 	}
-	e.Sequence = uint64(len(s.events)) + 1
-	e.Stream = s.name
-	e.Stored = now.UTC()
-	s.events = append(s.events, e)
-	s.ids[e.ID] = dedupEntry{seq: e.Sequence, at: now}
+	return s.storeLocked([]Event{e})[0], nil
+}
+
+// AppendBatch implements [Store.AppendBatch].
+func (s *MemoryStore) AppendBatch(ctx context.Context, events []Event, opts ...AppendOption) ([]Ack, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	o, err := ApplyAppendOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	events, err = PrepareBatch(events, o, func(e Event) (Event, error) { return s.prepare(e) })
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if acks, ok := s.duplicatesLocked(events); ok {
+		return acks, nil
+	}
+	for _, e := range events {
+		if d, ok := s.ids[e.ID]; ok && s.now().Sub(d.at) < s.window {
+			return nil, fmt.Errorf("%w: event id %q was stored before, at sequence %d; a batch is stored whole or not at all", ErrInvalidEvent, e.ID, d.seq)
+		}
+	}
+	for _, c := range o.Conditions {
+		if last := s.lastLocked(c.Filter); !c.Holds(last) {
+			return nil, c.Conflict(last, nil)
+		}
+	}
+	return s.storeLocked(events), nil
+}
+
+func (s *MemoryStore) prepare(e Event) (Event, error) {
+	e, err := Prepare(e.Clone(), s.source, s.now())
+	if err != nil {
+		return e, err
+	}
+	if size := MsgSize(e.Msg()); size > s.maxPayload {
+		return e, fmt.Errorf("%w: event on %s is %d bytes, the maximum is %d", ErrPayloadTooLarge, e.Subject, size, s.maxPayload)
+	}
+	return e, nil
+}
+
+// duplicatesLocked returns the original acks when every event id was
+// stored within the window.
+func (s *MemoryStore) duplicatesLocked(events []Event) ([]Ack, bool) {
+	now := s.now()
+	acks := make([]Ack, len(events))
+	for i, e := range events {
+		d, ok := s.ids[e.ID]
+		if !ok || now.Sub(d.at) >= s.window {
+			return nil, false
+		}
+		acks[i] = Ack{Stream: s.name, Sequence: d.seq, Duplicate: true}
+	}
+	return acks, true
+}
+
+func (s *MemoryStore) storeLocked(events []Event) []Ack {
+	now := s.now()
+	acks := make([]Ack, len(events))
+	for i, e := range events {
+		e.Sequence = uint64(len(s.events)) + 1
+		e.Stream = s.name
+		e.Stored = now.UTC()
+		s.events = append(s.events, e)
+		s.ids[e.ID] = dedupEntry{seq: e.Sequence, at: now}
+		acks[i] = Ack{Stream: s.name, Sequence: e.Sequence}
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
-	return Ack{Stream: s.name, Sequence: e.Sequence}, nil
+	return acks
 }
 
 // MsgSize is the size of a NATS message on the wire: its encoded headers

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"strings"
 	"time"
 
 	"github.com/jetsource/jetsource/subjects"
@@ -27,6 +28,21 @@ type Store interface {
 	// expectation does not hold, [ErrStreamNotFound], [ErrPermissionDenied],
 	// [ErrUnavailable], [ErrInvalidOption].
 	Append(ctx context.Context, e Event, opts ...AppendOption) (Ack, error)
+
+	// AppendBatch stores several events as one transaction: all of them or
+	// none, contiguous in the stream, and no reader sees some without the
+	// others. Every event carries the same transaction id (the given
+	// one, or a new one). The acks are in the order of the events. A batch
+	// whose every event id was stored before is a duplicate: the original
+	// acks are returned with Duplicate set.
+	//
+	// Conditions ([ExpectLast], [ExpectNoneAfter]) hold for the whole
+	// batch, checked against the state before it; [ExpectSequence] is
+	// refused (it names no filter). More events than [MaxBatch] are
+	// refused with [ErrBatchTooLarge], never split.
+	//
+	// Errors: those of Append, plus [ErrBatchTooLarge].
+	AppendBatch(ctx context.Context, events []Event, opts ...AppendOption) ([]Ack, error)
 
 	// Read yields the events matching the query in sequence order: those
 	// stored when the read began, and with Query.Follow those stored after,
@@ -113,14 +129,50 @@ func AggregateFilter(aggregate subjects.Subject) (subjects.Filter, error) {
 	return subjects.ParseFilter(aggregate.String() + ".>")
 }
 
+// MaxBatch is the largest number of events in one [Store.AppendBatch]: the
+// server's atomic batch limit.
+const MaxBatch = 1000
+
 // AppendOptions holds the per-call options of [Store.Append]. Backends read
 // it with [ApplyAppendOptions].
 type AppendOptions struct {
-	// Expect is set when the append carries an expectation.
+	// Expect is set when the append carries an expectation on the event's
+	// aggregate ([ExpectSequence]).
 	Expect bool
 	// ExpectedSequence is the expected sequence of the last event of the
 	// event's aggregate (0: the aggregate must have no events).
 	ExpectedSequence uint64
+	// Conditions must all hold for the append to succeed.
+	Conditions []Condition
+	// TransactionID sets the transaction id of a batch.
+	TransactionID string
+}
+
+// Condition is a precondition of an append on the events matching Filter.
+//
+// With Exact, the last matching event must be at sequence Sequence (0:
+// none may exist). Without it, Sequence is a read position: the append
+// fails if any matching event was stored after it, which is the condition
+// of a dynamic consistency boundary ("nothing relevant changed since my
+// read").
+type Condition struct {
+	Filter   subjects.Filter
+	Sequence uint64
+	Exact    bool
+}
+
+// Holds reports whether the condition holds when the last event matching
+// its filter is at sequence last.
+func (c Condition) Holds(last uint64) bool {
+	if c.Exact {
+		return last == c.Sequence
+	}
+	return last <= c.Sequence
+}
+
+// Conflict returns the error for a condition that does not hold.
+func (c Condition) Conflict(last uint64, cause error) *ConflictError {
+	return &ConflictError{Filter: c.Filter.String(), Expected: c.Sequence, Current: last, CurrentKnown: true, ReadPosition: !c.Exact, Err: cause}
 }
 
 // AppendOption sets an option of one append.
@@ -140,6 +192,51 @@ func ApplyAppendOptions(opts ...AppendOption) (AppendOptions, error) {
 	return o, nil
 }
 
+// ExpectLast makes the append conditional on the last event matching the
+// filter: it must be at sequence seq (0: no event may match). Otherwise the
+// append fails with a [*ConflictError].
+func ExpectLast(filter subjects.Filter, seq uint64) AppendOption {
+	return func(o *AppendOptions) error {
+		if filter.IsZero() {
+			return fmt.Errorf("%w: ExpectLast needs a filter", ErrInvalidOption)
+		}
+		o.Conditions = append(o.Conditions, Condition{Filter: filter, Sequence: seq, Exact: true})
+		return nil
+	}
+}
+
+// ExpectNoneAfter makes the append conditional on a read: it fails with a
+// [*ConflictError] if any event matching any of the filters was stored
+// after sequence after (the position the decision was read at). This is
+// the condition of a dynamic consistency boundary.
+func ExpectNoneAfter(after uint64, filters ...subjects.Filter) AppendOption {
+	return func(o *AppendOptions) error {
+		if len(filters) == 0 {
+			return fmt.Errorf("%w: ExpectNoneAfter needs at least one filter", ErrInvalidOption)
+		}
+		for _, f := range subjects.Canonical(filters...) {
+			o.Conditions = append(o.Conditions, Condition{Filter: f, Sequence: after})
+		}
+		if len(o.Conditions) == 0 {
+			return fmt.Errorf("%w: ExpectNoneAfter needs a non-empty filter", ErrInvalidOption)
+		}
+		return nil
+	}
+}
+
+// WithTransactionID sets the transaction id of [Store.AppendBatch]
+// (default: a new id). Events that name their own transaction id keep it
+// only if it is the same.
+func WithTransactionID(id string) AppendOption {
+	return func(o *AppendOptions) error {
+		if id == "" || strings.ContainsFunc(id, isControl) {
+			return fmt.Errorf("%w: transaction id %q", ErrInvalidOption, id)
+		}
+		o.TransactionID = id
+		return nil
+	}
+}
+
 // ExpectSequence makes the append conditional: it succeeds only if the last
 // event of the event's aggregate (the subjects under the canonical filter
 // aggregate.>) is at sequence seq, with 0 meaning the aggregate has no
@@ -150,4 +247,62 @@ func ExpectSequence(seq uint64) AppendOption {
 		o.ExpectedSequence = seq
 		return nil
 	}
+}
+
+// EventConditions returns the conditions of a single append: the options'
+// conditions plus, with [ExpectSequence], the exact expectation on the
+// event's aggregate filter.
+func EventConditions(e Event, o AppendOptions) ([]Condition, error) {
+	conds := o.Conditions
+	if o.Expect {
+		f, err := AggregateFilter(e.Subject.Aggregate())
+		if err != nil {
+			return nil, err
+		}
+		conds = append(append([]Condition(nil), conds...), Condition{Filter: f, Sequence: o.ExpectedSequence, Exact: true})
+	}
+	return conds, nil
+}
+
+// PrepareBatch checks a batch and its options and prepares each event with
+// prepare, giving every event the batch's transaction id: the option's, else
+// the one the events share, else a new one.
+//
+// It returns [ErrInvalidOption] for an empty batch or [ExpectSequence],
+// [ErrBatchTooLarge] past [MaxBatch], [ErrInvalidEvent] for events naming
+// different transactions or repeating an id, and prepare's errors.
+func PrepareBatch(events []Event, o AppendOptions, prepare func(Event) (Event, error)) ([]Event, error) {
+	switch {
+	case len(events) == 0:
+		return nil, fmt.Errorf("%w: empty batch", ErrInvalidOption)
+	case len(events) > MaxBatch:
+		return nil, fmt.Errorf("%w: %d events, at most %d fit one transaction", ErrBatchTooLarge, len(events), MaxBatch)
+	case o.Expect:
+		return nil, fmt.Errorf("%w: ExpectSequence names no aggregate in a batch; use ExpectLast with the aggregate's filter", ErrInvalidOption)
+	}
+	tx := o.TransactionID
+	if tx == "" {
+		tx = events[0].TransactionID
+	}
+	if tx == "" {
+		tx = NewID()
+	}
+	out := make([]Event, len(events))
+	seen := make(map[string]int, len(events))
+	for i, e := range events {
+		if e.TransactionID != "" && e.TransactionID != tx {
+			return nil, fmt.Errorf("%w: event %d names transaction %q, the batch is %q", ErrInvalidEvent, i, e.TransactionID, tx)
+		}
+		e.TransactionID = tx
+		p, err := prepare(e)
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		if j, dup := seen[p.ID]; dup {
+			return nil, fmt.Errorf("%w: events %d and %d have the same id %q", ErrInvalidEvent, j, i, p.ID)
+		}
+		seen[p.ID] = i
+		out[i] = p
+	}
+	return out, nil
 }

@@ -64,7 +64,7 @@ func (c StreamConfig) Validate() error {
 	for _, s := range c.Subjects {
 		f, err := subjects.ParseFilter(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("stream subject: %w", err))
+			errs = append(errs, fmt.Errorf("%w: stream subject: %w", jetsource.ErrInvalidSubject, err))
 			continue
 		}
 		if t := f.Tokens(); t[0] == "*" || t[0] == ">" {

@@ -37,6 +37,12 @@ func mapErr(js jetstream.JetStream, err error) error {
 			return fmt.Errorf("%w: %w", jetsource.ErrPayloadTooLarge, err)
 		case codeStreamNotFound:
 			return fmt.Errorf("%w: %w", jetsource.ErrStreamNotFound, err)
+		case codeBatchTooLarge:
+			return fmt.Errorf("%w: %w", jetsource.ErrBatchTooLarge, err)
+		case codeBatchTooManyInFlt:
+			return fmt.Errorf("%w: too many transactions in flight, retry: %w", jetsource.ErrUnavailable, err)
+		case codeAtomicDisabled:
+			return fmt.Errorf("%w: the stream does not allow atomic batches (jetstore.Provision enables them): %w", jetsource.ErrInvalidOption, err)
 		}
 	}
 	switch {
@@ -49,11 +55,6 @@ func mapErr(js jetstream.JetStream, err error) error {
 	case errors.Is(err, nats.ErrPermissionViolation):
 		return fmt.Errorf("%w: %w", jetsource.ErrPermissionDenied, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		// A denied publish is never answered: the server reports the
-		// violation on the connection instead.
-		if last := js.Conn().LastError(); last != nil && errors.Is(last, nats.ErrPermissionViolation) {
-			return fmt.Errorf("%w: %w (no answer before the deadline: %w)", jetsource.ErrPermissionDenied, last, err)
-		}
 		return fmt.Errorf("%w: no answer before the deadline: %w", jetsource.ErrUnavailable, err)
 	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrNoServers),
 		errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrConnectionDraining),
@@ -61,6 +62,22 @@ func mapErr(js jetstream.JetStream, err error) error {
 		return fmt.Errorf("%w: %w", jetsource.ErrUnavailable, err)
 	}
 	return err
+}
+
+// denied tells a publish the server refused for lack of permission from
+// one it did not answer: a denied publish is never answered, the server
+// reports the violation on the connection instead. before is the
+// connection's last error from before the publish; only a new violation
+// naming subject counts.
+func denied(nc *nats.Conn, err, before error, subject string) error {
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+		return err
+	}
+	last := nc.LastError()
+	if last == nil || last == before || !errors.Is(last, nats.ErrPermissionViolation) || !strings.Contains(last.Error(), strconv.Quote(subject)) {
+		return err
+	}
+	return fmt.Errorf("%w: %w (no answer before the deadline)", jetsource.ErrPermissionDenied, last)
 }
 
 // conflictCurrent extracts the current sequence from a wrong-last-sequence

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetsource/jetsource"
@@ -148,9 +149,15 @@ func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	var nextOpts []jetstream.NextOpt
+	if until > 0 {
+		// A bounded read must not wait forever for a server that went
+		// away: the ordered consumer would keep trying to reset.
+		nextOpts = append(nextOpts, jetstream.NextMaxWait(s.timeout))
+	}
 	n := 0
 	for {
-		msg, err := it.Next()
+		msg, err := it.Next(nextOpts...)
 		if err != nil {
 			if ctx.Err() != nil {
 				if until > 0 {
@@ -158,8 +165,8 @@ func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 				}
 				return
 			}
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && s.js.Conn().IsClosed() {
+				err = nats.ErrConnectionClosed
 			}
 			yield(jetsource.Event{}, fmt.Errorf("jetstore: read: %w", mapErr(s.js, err)))
 			return

@@ -126,6 +126,12 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 }
 
 // Append implements [jetsource.Store.Append].
+//
+// One condition travels as the expected last subject sequence of the
+// message, with the condition's canonical filter; a read-position
+// condition ([jetsource.ExpectNoneAfter]) is first resolved to the last
+// matching sequence, which the server then checks atomically. Several
+// conditions make the append a one-event atomic batch.
 func (s *Store) Append(ctx context.Context, e jetsource.Event, opts ...jetsource.AppendOption) (jetsource.Ack, error) {
 	o, err := jetsource.ApplyAppendOptions(opts...)
 	if err != nil {
@@ -135,49 +141,108 @@ func (s *Store) Append(ctx context.Context, e jetsource.Event, opts ...jetsource
 	if err != nil {
 		return jetsource.Ack{}, err
 	}
+	conds, err := jetsource.EventConditions(e, o)
+	if err != nil {
+		return jetsource.Ack{}, err
+	}
+	ctx, cancel := withDefaultTimeout(ctx, s.timeout)
+	defer cancel()
+	if len(conds) > 1 {
+		acks, err := s.appendBatch(ctx, []jetsource.Event{e}, conds)
+		if err != nil {
+			var ce *jetsource.ConflictError
+			if errors.As(err, &ce) {
+				if ack, ok := s.retried(ctx, e, ce.Current); ok {
+					return ack, nil
+				}
+			}
+			return jetsource.Ack{}, err
+		}
+		return acks[0], nil
+	}
 	msg := e.Msg()
+	if err := s.checkSize(msg, e); err != nil {
+		return jetsource.Ack{}, err
+	}
+	popts := []jetstream.PublishOpt{jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(s.stream)}
+	for attempt := 0; ; attempt++ {
+		var c jetsource.Condition
+		if len(conds) == 1 {
+			c = conds[0]
+			expected := c.Sequence
+			if !c.Exact {
+				last, _, err := s.lastMsg(ctx, c.Filter.String())
+				if err != nil {
+					return jetsource.Ack{}, err
+				}
+				if !c.Holds(last) {
+					return s.conflict(ctx, e, c, last, true, nil)
+				}
+				expected = last
+			}
+			popts = append(popts[:2], jetstream.WithExpectLastSequenceForSubject(expected, c.Filter.String()))
+		}
+		before := s.js.Conn().LastError()
+		ack, err := s.js.PublishMsg(ctx, msg, popts...)
+		if err != nil {
+			err = denied(s.js.Conn(), err, before, msg.Subject)
+		}
+		if err == nil {
+			return jetsource.Ack{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+		}
+		cur, known, isConflict := conflictCurrent(err)
+		if !isConflict {
+			return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, mapErr(s.js, err))
+		}
+		if !known {
+			if seq, _, lerr := s.lastMsg(ctx, c.Filter.String()); lerr == nil {
+				cur, known = seq, true
+			}
+		}
+		// A read-position condition whose last match moved but still
+		// lies at or before the read position holds: check again.
+		if !c.Exact && known && c.Holds(cur) && attempt < 3 {
+			continue
+		}
+		return s.conflict(ctx, e, c, cur, known, err)
+	}
+}
+
+func (s *Store) checkSize(msg *nats.Msg, e jetsource.Event) error {
 	limit := s.js.Conn().MaxPayload()
 	if s.maxMsgSize > 0 && int64(s.maxMsgSize) < limit {
 		limit = int64(s.maxMsgSize)
 	}
-	if size := jetsource.MsgSize(msg); int64(size) > limit {
-		return jetsource.Ack{}, fmt.Errorf("%w: event on %s is %d bytes, the maximum is %d", jetsource.ErrPayloadTooLarge, e.Subject, size, limit)
+	if size := jetsource.MsgSize(msg) + len(jetsource.HeaderMsgID) + len(e.ID) + 4; int64(size) > limit {
+		return fmt.Errorf("%w: event on %s is %d bytes, the maximum is %d", jetsource.ErrPayloadTooLarge, e.Subject, size, limit)
 	}
-	popts := []jetstream.PublishOpt{jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(s.stream)}
-	var filter subjects.Filter
-	if o.Expect {
-		if filter, err = jetsource.AggregateFilter(e.Subject.Aggregate()); err != nil {
-			return jetsource.Ack{}, err
-		}
-		popts = append(popts, jetstream.WithExpectLastSequenceForSubject(o.ExpectedSequence, filter.String()))
-	}
-	ctx, cancel := withDefaultTimeout(ctx, s.timeout)
-	defer cancel()
-	ack, err := s.js.PublishMsg(ctx, msg, popts...)
-	if err != nil {
-		if cur, known, ok := conflictCurrent(err); ok {
-			return s.conflict(ctx, e, filter, o.ExpectedSequence, cur, known, err)
-		}
-		return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, mapErr(s.js, err))
-	}
-	return jetsource.Ack{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	return nil
 }
 
-// conflict builds the conflict error, unless the last event of the
-// aggregate is this very event (a retry of an append that succeeded), in
-// which case the append is a duplicate.
-func (s *Store) conflict(ctx context.Context, e jetsource.Event, filter subjects.Filter, expected, cur uint64, known bool, cause error) (jetsource.Ack, error) {
-	if !known {
-		if seq, _, err := s.lastMsg(ctx, filter.String()); err == nil {
-			cur, known = seq, true
+// conflict builds the conflict error, unless the last matching event is
+// this very event (a retry of an append that succeeded), in which case the
+// append is a duplicate.
+func (s *Store) conflict(ctx context.Context, e jetsource.Event, c jetsource.Condition, cur uint64, known bool, cause error) (jetsource.Ack, error) {
+	if known {
+		if ack, ok := s.retried(ctx, e, cur); ok {
+			return ack, nil
 		}
 	}
-	if known && cur > 0 {
-		if m, err := s.getMsg(ctx, cur); err == nil && m.Header.Get(jetsource.HeaderMsgID) == e.ID {
-			return jetsource.Ack{Stream: s.stream, Sequence: cur, Duplicate: true}, nil
-		}
+	ce := c.Conflict(cur, cause)
+	ce.CurrentKnown = known
+	return jetsource.Ack{}, ce
+}
+
+// retried reports whether the event at sequence seq is e itself.
+func (s *Store) retried(ctx context.Context, e jetsource.Event, seq uint64) (jetsource.Ack, bool) {
+	if seq == 0 {
+		return jetsource.Ack{}, false
 	}
-	return jetsource.Ack{}, &jetsource.ConflictError{Filter: filter.String(), Expected: expected, Current: cur, CurrentKnown: known, Err: cause}
+	m, err := s.getMsg(ctx, seq)
+	if err != nil || m.Header.Get(jetsource.HeaderMsgID) != e.ID {
+		return jetsource.Ack{}, false
+	}
+	return jetsource.Ack{Stream: s.stream, Sequence: seq, Duplicate: true}, true
 }
 
 // LastSequence implements [jetsource.Store.LastSequence].
@@ -217,9 +282,12 @@ func (s *Store) get(ctx context.Context, req map[string]any) (*jetstream.RawStre
 		return nil, err
 	}
 	nc := s.js.Conn()
+	before := nc.LastError()
 	if s.direct {
-		resp, err := nc.RequestWithContext(ctx, s.apiPrefix+"DIRECT.GET."+s.stream, body)
+		subj := s.apiPrefix + "DIRECT.GET." + s.stream
+		resp, err := nc.RequestWithContext(ctx, subj, body)
 		if err != nil {
+			err = denied(nc, err, before, subj)
 			return nil, fmt.Errorf("jetstore: get message: %w", mapErr(s.js, err))
 		}
 		if len(resp.Data) == 0 && resp.Header.Get("Status") != "" {
@@ -234,8 +302,10 @@ func (s *Store) get(ctx context.Context, req map[string]any) (*jetstream.RawStre
 		ts, _ := time.Parse(time.RFC3339Nano, resp.Header.Get(jetstream.TimeStampHeaer))
 		return &jetstream.RawStreamMsg{Subject: resp.Header.Get(jetstream.SubjectHeader), Sequence: seq, Header: resp.Header, Data: resp.Data, Time: ts}, nil
 	}
-	resp, err := nc.RequestWithContext(ctx, s.apiPrefix+"STREAM.MSG.GET."+s.stream, body)
+	subj := s.apiPrefix + "STREAM.MSG.GET." + s.stream
+	resp, err := nc.RequestWithContext(ctx, subj, body)
 	if err != nil {
+		err = denied(nc, err, before, subj)
 		return nil, fmt.Errorf("jetstore: get message: %w", mapErr(s.js, err))
 	}
 	var r struct {

@@ -85,6 +85,15 @@ func Run(t *testing.T, f Features, newStore NewStore) {
 		{"LastSequence", (*suite).lastSequence},
 		{"ConcurrentWritersOneWinnerPerRound", (*suite).concurrentOneWinner},
 		{"ConcurrentAppendsToDistinctAggregates", (*suite).concurrentDistinct},
+		{"ExpectLastOnAnyFilter", (*suite).expectLast},
+		{"ExpectNoneAfterReadPosition", (*suite).expectNoneAfter},
+		{"ExpectNoneAfterSeveralFilters", (*suite).expectNoneAfterSeveral},
+		{"ConcurrentBoundaryOneWinnerPerRound", (*suite).concurrentBoundary},
+		{"BatchStoresAllContiguously", (*suite).batch},
+		{"BatchRetryIsDuplicate", (*suite).batchRetry},
+		{"BatchConditionFailureWritesNothing", (*suite).batchCondition},
+		{"BatchBadInputWritesNothing", (*suite).batchBadInput},
+		{"ReadersNeverSeeHalfABatch", (*suite).batchIsolation},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -619,5 +628,263 @@ func (s *suite) concurrentDistinct(t *testing.T, ctx context.Context, st jetsour
 		if e.Sequence != uint64(i)+1 {
 			t.Fatalf("contract: sequences have no gaps or repeats; event %d has sequence %d", i, e.Sequence)
 		}
+	}
+}
+
+func (s *suite) expectLast(t *testing.T, ctx context.Context, st jetsource.Store) {
+	acks := s.fill(t, ctx, st, "A.added", "B.added")
+	added := s.filter(t, "*.added")
+	if _, err := st.Append(ctx, s.event(t, "C.added", `{}`), jetsource.ExpectLast(added, acks[0].Sequence)); !errors.Is(err, jetsource.ErrConflict) {
+		t.Fatalf("contract: ExpectLast with a stale sequence is a conflict; got %v", err)
+	}
+	if _, err := st.Append(ctx, s.event(t, "C.added", `{}`), jetsource.ExpectLast(added, acks[1].Sequence)); err != nil {
+		t.Fatalf("contract: ExpectLast with the current sequence succeeds; got %v", err)
+	}
+	if _, err := st.Append(ctx, s.event(t, "D.added", `{}`), jetsource.ExpectLast(s.filter(t, "Z.>"), 0)); err != nil {
+		t.Fatalf("contract: ExpectLast 0 on a filter nothing matches succeeds; got %v", err)
+	}
+}
+
+func (s *suite) expectNoneAfter(t *testing.T, ctx context.Context, st jetsource.Store) {
+	acks := s.fill(t, ctx, st, "A.added", "B.added")
+	pos := acks[1].Sequence // the read position
+	s.fill(t, ctx, st, "C.other")
+	boundary := s.filter(t, "*.added")
+	ack, err := st.Append(ctx, s.event(t, "D.added", `{}`), jetsource.ExpectNoneAfter(pos, boundary))
+	if err != nil {
+		t.Fatalf("contract: events outside the boundary after the read position do not conflict; got %v", err)
+	}
+	_, err = st.Append(ctx, s.event(t, "E.added", `{}`), jetsource.ExpectNoneAfter(pos, boundary))
+	var ce *jetsource.ConflictError
+	if !errors.As(err, &ce) || !ce.ReadPosition || ce.Current != ack.Sequence || ce.Expected != pos {
+		t.Fatalf("contract: a matching event after the read position is a conflict naming it (%d after %d); got %v", ack.Sequence, pos, err)
+	}
+	if _, err := st.Append(ctx, s.event(t, "E.added", `{}`), jetsource.ExpectNoneAfter(ack.Sequence, boundary)); err != nil {
+		t.Fatalf("contract: with a fresh read position the append succeeds; got %v", err)
+	}
+	for _, err := range []error{
+		func() error {
+			_, err := st.Append(ctx, s.event(t, "E.added", `{}`), jetsource.ExpectNoneAfter(1))
+			return err
+		}(),
+		func() error {
+			_, err := st.Append(ctx, s.event(t, "E.added", `{}`), jetsource.ExpectLast(subjects.Filter{}, 1))
+			return err
+		}(),
+	} {
+		if !errors.Is(err, jetsource.ErrInvalidOption) {
+			t.Errorf("contract: a condition without a filter is refused; got %v", err)
+		}
+	}
+}
+
+func (s *suite) expectNoneAfterSeveral(t *testing.T, ctx context.Context, st jetsource.Store) {
+	acks := s.fill(t, ctx, st, "course.C1.created", "student.S1.registered")
+	pos := acks[1].Sequence
+	boundary := []subjects.Filter{s.filter(t, "course.C1.>"), s.filter(t, "student.S1.>")}
+	s.fill(t, ctx, st, "student.S1.renamed")
+	_, err := st.Append(ctx, s.event(t, "course.C1.subscribed", `{"student":"S1"}`), jetsource.ExpectNoneAfter(pos, boundary...))
+	if !errors.Is(err, jetsource.ErrConflict) {
+		t.Fatalf("contract: a change under any of the boundary's filters is a conflict; got %v", err)
+	}
+	last, _ := st.LastSequence(ctx, subjects.All())
+	if _, err := st.Append(ctx, s.event(t, "course.C1.subscribed", `{"student":"S1"}`), jetsource.ExpectNoneAfter(last, boundary...)); err != nil {
+		t.Fatalf("contract: a boundary of several filters read at the head succeeds; got %v", err)
+	}
+	if n, _ := st.LastSequence(ctx, subjects.All()); n != last+1 {
+		t.Fatalf("contract: one append stores one event; last %d, want %d", n, last+1)
+	}
+}
+
+func (s *suite) concurrentBoundary(t *testing.T, ctx context.Context, st jetsource.Store) {
+	const writers, rounds = 10, 10
+	boundary := s.filter(t, "*.seat")
+	for round := range rounds {
+		pos, err := st.LastSequence(ctx, subjects.All())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := 0
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e := s.event(t, fmt.Sprintf("W%d.seat", w), fmt.Sprintf(`{"round":%d}`, round))
+				_, err := st.Append(ctx, e, jetsource.ExpectNoneAfter(pos, boundary))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					wins++
+				case !errors.Is(err, jetsource.ErrConflict):
+					t.Errorf("append: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins != 1 {
+			t.Fatalf("contract: of %d writers on one boundary exactly one wins; round %d: %d wins", writers, round, wins)
+		}
+	}
+}
+
+func (s *suite) batch(t *testing.T, ctx context.Context, st jetsource.Store) {
+	s.fill(t, ctx, st, "X.before")
+	evs := []jetsource.Event{s.event(t, "A.added", `{"i":0}`), s.event(t, "B.added", `{"i":1}`), s.event(t, "A.renamed", `{"i":2}`)}
+	acks, err := st.AppendBatch(ctx, evs, jetsource.WithTransactionID("tx-1"))
+	if err != nil {
+		t.Fatalf("append batch: %v", err)
+	}
+	if len(acks) != 3 || acks[1].Sequence != acks[0].Sequence+1 || acks[2].Sequence != acks[0].Sequence+2 {
+		t.Fatalf("contract: a batch is stored contiguously, acks in event order; got %+v", acks)
+	}
+	got := collect(t, st.Read(ctx, jetsource.Query{FromSequence: acks[0].Sequence}))
+	if len(got) != 3 {
+		t.Fatalf("contract: every event of the batch is stored; got %d", len(got))
+	}
+	for i, e := range got {
+		if e.TransactionID != "tx-1" || string(e.Data) != fmt.Sprintf(`{"i":%d}`, i) {
+			t.Fatalf("contract: each event carries the transaction id, in order; event %d: %+v", i, e)
+		}
+	}
+	acks, err = st.AppendBatch(ctx, []jetsource.Event{s.event(t, "C.added", `{}`), s.event(t, "C.renamed", `{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = collect(t, st.Read(ctx, jetsource.Query{FromSequence: acks[0].Sequence}))
+	if len(got) != 2 || got[0].TransactionID == "" || got[0].TransactionID != got[1].TransactionID {
+		t.Fatalf("contract: a batch without a transaction id gets one, shared by its events; got %+v", got)
+	}
+	one, err := st.AppendBatch(ctx, []jetsource.Event{s.event(t, "D.added", `{}`)})
+	if err != nil || len(one) != 1 {
+		t.Fatalf("contract: a batch of one event works; got %+v, %v", one, err)
+	}
+}
+
+func (s *suite) batchRetry(t *testing.T, ctx context.Context, st jetsource.Store) {
+	evs := []jetsource.Event{s.event(t, "A.added", `{}`), s.event(t, "A.renamed", `{}`)}
+	evs[0].ID, evs[1].ID = "tx-e1", "tx-e2"
+	first, err := st.AppendBatch(ctx, evs, jetsource.WithTransactionID("tx-r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := st.AppendBatch(ctx, evs, jetsource.WithTransactionID("tx-r"))
+	if err != nil || len(again) != 2 || !again[0].Duplicate || again[0].Sequence != first[0].Sequence || again[1].Sequence != first[1].Sequence {
+		t.Fatalf("contract: retrying a stored batch returns the original acks as duplicates; got %+v, %v (first %+v)", again, err, first)
+	}
+	if n, _ := st.LastSequence(ctx, subjects.All()); n != first[1].Sequence {
+		t.Fatalf("contract: a retried batch writes nothing; last sequence %d", n)
+	}
+	mixed := []jetsource.Event{s.event(t, "B.added", `{}`), evs[1]}
+	if _, err := st.AppendBatch(ctx, mixed, jetsource.WithTransactionID("tx-r")); !errors.Is(err, jetsource.ErrInvalidEvent) {
+		t.Fatalf("contract: a batch with some ids stored before is refused whole; got %v", err)
+	}
+	if n, _ := st.LastSequence(ctx, subjects.All()); n != first[1].Sequence {
+		t.Fatalf("contract: a refused batch writes nothing; last sequence %d", n)
+	}
+}
+
+func (s *suite) batchCondition(t *testing.T, ctx context.Context, st jetsource.Store) {
+	a := s.fill(t, ctx, st, "A.added")[0]
+	agg := s.filter(t, "A.>")
+	evs := []jetsource.Event{s.event(t, "A.renamed", `{}`), s.event(t, "B.added", `{}`)}
+	if _, err := st.AppendBatch(ctx, evs, jetsource.ExpectLast(agg, a.Sequence)); err != nil {
+		t.Fatalf("contract: a batch whose condition holds is stored; got %v", err)
+	}
+	evs = []jetsource.Event{s.event(t, "B.renamed", `{}`), s.event(t, "A.renamed", `{}`)}
+	_, err := st.AppendBatch(ctx, evs, jetsource.ExpectLast(agg, a.Sequence))
+	var ce *jetsource.ConflictError
+	if !errors.As(err, &ce) || ce.Filter != agg.String() {
+		t.Fatalf("contract: a batch whose condition fails is a conflict naming the filter; got %v", err)
+	}
+	pos, _ := st.LastSequence(ctx, subjects.All())
+	s.fill(t, ctx, st, "B.other")
+	_, err = st.AppendBatch(ctx, evs, jetsource.ExpectNoneAfter(pos, agg), jetsource.ExpectNoneAfter(pos, s.filter(t, "B.>")))
+	if !errors.Is(err, jetsource.ErrConflict) {
+		t.Fatalf("contract: every condition of a batch is checked; got %v", err)
+	}
+	if n, _ := st.LastSequence(ctx, subjects.All()); n != pos+1 {
+		t.Fatalf("contract: a batch that fails a condition writes nothing; last %d, want %d", n, pos+1)
+	}
+}
+
+func (s *suite) batchBadInput(t *testing.T, ctx context.Context, st jetsource.Store) {
+	tooMany := make([]jetsource.Event, jetsource.MaxBatch+1)
+	for i := range tooMany {
+		tooMany[i] = s.event(t, fmt.Sprintf("A%d.added", i), `{}`)
+	}
+	bad := s.event(t, "B.added", `{"x":`)
+	other := s.event(t, "C.added", `{}`)
+	other.TransactionID = "other"
+	same := s.event(t, "D.added", `{}`)
+	same.ID = "dup"
+	cases := []struct {
+		name   string
+		events []jetsource.Event
+		opts   []jetsource.AppendOption
+		want   error
+	}{
+		{"ErrBatchTooLarge", tooMany, nil, jetsource.ErrBatchTooLarge},
+		{"ErrInvalidOption/empty", nil, nil, jetsource.ErrInvalidOption},
+		{"ErrInvalidOption/ExpectSequence", []jetsource.Event{s.event(t, "A.added", `{}`)}, []jetsource.AppendOption{jetsource.ExpectSequence(0)}, jetsource.ErrInvalidOption},
+		{"ErrInvalidData/one bad event", []jetsource.Event{s.event(t, "A.added", `{}`), bad}, nil, jetsource.ErrInvalidData},
+		{"ErrInvalidEvent/two transactions", []jetsource.Event{s.event(t, "A.added", `{}`), other}, []jetsource.AppendOption{jetsource.WithTransactionID("tx")}, jetsource.ErrInvalidEvent},
+		{"ErrInvalidEvent/repeated id", []jetsource.Event{same, same}, nil, jetsource.ErrInvalidEvent},
+	}
+	for _, c := range cases {
+		if _, err := st.AppendBatch(ctx, c.events, c.opts...); !errors.Is(err, c.want) {
+			t.Errorf("%s: contract: refused with %v; got %v", c.name, c.want, err)
+		}
+	}
+	if n, _ := st.LastSequence(ctx, subjects.All()); n != 0 {
+		t.Fatalf("contract: a refused batch writes nothing; last sequence %d", n)
+	}
+}
+
+func (s *suite) batchIsolation(t *testing.T, ctx context.Context, st jetsource.Store) {
+	const batches, size = 20, 10
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		for b := range batches {
+			evs := make([]jetsource.Event, size)
+			for i := range evs {
+				evs[i] = s.event(t, fmt.Sprintf("A%d.e", i), fmt.Sprintf(`{"b":%d}`, b))
+			}
+			if _, err := st.AppendBatch(ctx, evs); err != nil {
+				t.Errorf("append batch: %v", err)
+				return
+			}
+		}
+	}()
+	reads := 0
+	for {
+		select {
+		case <-done:
+			wg.Wait()
+			if reads == 0 {
+				t.Log("no read overlapped the writes")
+			}
+			return
+		default:
+		}
+		count := map[string]int{}
+		for e, err := range st.Read(ctx, jetsource.Query{}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			count[e.TransactionID]++
+		}
+		for tx, n := range count {
+			if n != size {
+				t.Fatalf("contract: a reader sees a whole batch or none of it; transaction %s had %d of %d events", tx, n, size)
+			}
+		}
+		reads++
 	}
 }

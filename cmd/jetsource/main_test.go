@@ -207,7 +207,9 @@ func TestServeRunsUntilCancelled(t *testing.T) {
 	done := make(chan int)
 	errb := &syncWriter{w: &bytes.Buffer{}}
 	m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: errb, Getenv: func(string) string { return "" }}
-	go func() { done <- m.Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--sync", "1s"}) }()
+	go func() {
+		done <- m.Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--sync", "1s"})
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(errb.String(), "jetsource serving") {
 		if time.Now().After(deadline) {
