@@ -59,6 +59,23 @@ func (s *Store) AppendBatch(ctx context.Context, events []jetsource.Event, opts 
 	return s.appendBatch(ctx, events, o.Conditions)
 }
 
+// AppendPrepared stores events that went through [jetsource.Prepare] as
+// one atomic batch with the given conditions, keeping each event's
+// transaction id as it is. It is the building block of pipelined
+// publishers that coalesce independent appends into one batch (group
+// commit); applications use [Store.AppendBatch].
+func (s *Store) AppendPrepared(ctx context.Context, events []jetsource.Event, conds []jetsource.Condition) ([]jetsource.Ack, error) {
+	if len(events) == 0 {
+		return nil, fmt.Errorf("%w: empty batch", jetsource.ErrInvalidOption)
+	}
+	if len(events) > jetsource.MaxBatch {
+		return nil, fmt.Errorf("%w: %d events, at most %d fit one batch", jetsource.ErrBatchTooLarge, len(events), jetsource.MaxBatch)
+	}
+	ctx, cancel := withDefaultTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.appendBatch(ctx, events, conds)
+}
+
 // appendBatch publishes prepared events as one atomic batch with the
 // conditions; read-position conditions are resolved to exact ones first.
 func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds []jetsource.Condition) ([]jetsource.Ack, error) {

@@ -338,3 +338,6 @@ func (s *Store) get(ctx context.Context, req map[string]any) (*jetstream.RawStre
 	}
 	return &jetstream.RawStreamMsg{Subject: r.Message.Subject, Sequence: r.Message.Sequence, Header: hdr, Data: r.Message.Data, Time: r.Message.Time}, nil
 }
+
+// Source returns the source given to events that name none.
+func (s *Store) Source() string { return s.source }
