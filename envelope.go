@@ -35,7 +35,7 @@ const (
 
 // EncodeHeader maps an event onto NATS headers in CloudEvents binary mode:
 // every attribute as a ce-* header with its value percent-encoded, the
-// content type as Content-Type. The subject is not repeated in a header: it
+// content type as Content-Type (not encoded). The subject is not repeated in a header: it
 // is the message subject. The event should have been through [Prepare].
 func EncodeHeader(e Event) nats.Header {
 	h := make(nats.Header, 12+len(e.Extensions))
@@ -52,7 +52,11 @@ func EncodeHeader(e Event) nats.Header {
 		h[HeaderTime] = []string{e.Time.UTC().Format(time.RFC3339Nano)}
 	}
 	put(HeaderDataSchema, e.DataSchema)
-	put(HeaderContentType, e.DataContentType)
+	if e.DataContentType != "" {
+		// A standard header, read by more than CloudEvents readers: as it
+		// is (Validate keeps control characters out).
+		h[HeaderContentType] = []string{e.DataContentType}
+	}
 	put(HeaderPrefix+ExtActor, e.Actor)
 	put(HeaderPrefix+ExtClientIP, e.ClientIP)
 	put(HeaderPrefix+ExtCorrelationID, e.CorrelationID)
@@ -98,15 +102,29 @@ func DecodeMsg(subject string, h nats.Header, data []byte, at Stored) (Event, er
 		return Event{}, err
 	}
 	e := Event{Subject: subj, Data: data, Sequence: at.Sequence, Stream: at.Stream, Stored: at.Time}
+	// Header names are case-insensitive: index them in lower case. Of two
+	// names differing only in case, the one first in byte order wins.
+	lower := make(map[string]string, len(h))
+	orig := make(map[string]string, len(h))
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		lk := strings.ToLower(k)
+		if o, dup := orig[lk]; dup && o < k {
+			continue
+		}
+		lower[lk], orig[lk] = vs[0], k
+	}
 	var errs []error
 	get := func(k string) string {
-		v := h.Get(k)
+		v := lower[k]
 		if v == "" {
 			return ""
 		}
 		d, err := PercentDecode(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("header %s: %w", k, err))
+			errs = append(errs, fmt.Errorf("header %s: %w", orig[k], err))
 		}
 		return d
 	}
@@ -114,7 +132,7 @@ func DecodeMsg(subject string, h nats.Header, data []byte, at Stored) (Event, er
 	e.Source = get(HeaderSource)
 	e.Type = get(HeaderType)
 	e.DataSchema = get(HeaderDataSchema)
-	e.DataContentType = get(HeaderContentType)
+	e.DataContentType = get("content-type")
 	if e.DataContentType == "" {
 		e.DataContentType = get(HeaderDataContentType)
 	}
@@ -123,25 +141,27 @@ func DecodeMsg(subject string, h nats.Header, data []byte, at Stored) (Event, er
 	e.CorrelationID = get(HeaderPrefix + ExtCorrelationID)
 	e.CausationID = get(HeaderPrefix + ExtCausationID)
 	e.TransactionID = get(HeaderPrefix + ExtTransactionID)
-	if v := h.Get(HeaderPrefix + ExtSchemaRevision); v != "" {
-		n, err := strconv.Atoi(v)
+	if v := get(HeaderPrefix + ExtSchemaRevision); v != "" {
+		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil || n < 0 {
-			errs = append(errs, fmt.Errorf("header %s%s: %q is not a non-negative integer", HeaderPrefix, ExtSchemaRevision, v))
+			errs = append(errs, fmt.Errorf("header %s%s: %q is not a non-negative 32-bit integer", HeaderPrefix, ExtSchemaRevision, v))
 		}
-		e.SchemaRevision = n
+		e.SchemaRevision = int(n)
 	}
-	if v := h.Get(HeaderTime); v != "" {
+	if v := get(HeaderTime); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
+		if err == nil && (t.UTC().Year() < 0 || t.UTC().Year() > 9999) {
+			err = fmt.Errorf("year %d in UTC is outside 0 to 9999", t.UTC().Year())
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("header %s: %w", HeaderTime, err))
 		}
 		e.Time = t
 	}
-	if sv := h.Get(HeaderSpecVersion); sv != "" && sv != SpecVersion {
+	if sv := get(HeaderSpecVersion); sv != "" && sv != SpecVersion {
 		errs = append(errs, fmt.Errorf("header %s: unsupported spec version %q", HeaderSpecVersion, sv))
 	}
-	for k := range h {
-		lk := strings.ToLower(k)
+	for lk := range lower {
 		if !strings.HasPrefix(lk, HeaderPrefix) {
 			continue
 		}
@@ -149,17 +169,25 @@ func DecodeMsg(subject string, h nats.Header, data []byte, at Stored) (Event, er
 		if _, reserved := reservedAttributes[name]; reserved || validExtensionName(name) != nil {
 			continue
 		}
-		if e.Extensions == nil {
-			e.Extensions = map[string]string{}
+		if v := get(lk); v != "" {
+			if e.Extensions == nil {
+				e.Extensions = map[string]string{}
+			}
+			e.Extensions[name] = v
 		}
-		e.Extensions[name] = get(k)
+	}
+	if id := lower[strings.ToLower(HeaderMsgID)]; !utf8.ValidString(id) {
+		errs = append(errs, fmt.Errorf("header %s is not valid UTF-8", HeaderMsgID))
+	}
+	if !utf8.ValidString(at.Stream) {
+		errs = append(errs, fmt.Errorf("stream name %q is not valid UTF-8", at.Stream))
 	}
 	if len(errs) > 0 {
 		return e, fmt.Errorf("%w: message %s at sequence %d: %v", ErrInvalidEvent, subject, at.Sequence, errs[0])
 	}
 	// Derive what a plain publish left out.
 	if e.ID == "" {
-		if id := h.Get(HeaderMsgID); id != "" {
+		if id := lower[strings.ToLower(HeaderMsgID)]; id != "" {
 			e.ID = id
 		} else {
 			e.ID = at.Stream + "-" + strconv.FormatUint(at.Sequence, 10)
@@ -218,6 +246,9 @@ func needsPercent(c byte) bool { return c <= ' ' || c >= 0x7f || c == '"' || c =
 // valid UTF-8.
 func PercentDecode(s string) (string, error) {
 	if !strings.Contains(s, "%") {
+		if !utf8.ValidString(s) {
+			return "", fmt.Errorf("value %q is not valid UTF-8", s)
+		}
 		return s, nil
 	}
 	b := make([]byte, 0, len(s))
@@ -231,7 +262,7 @@ func PercentDecode(s string) (string, error) {
 		b = append(b, c)
 	}
 	if !utf8.Valid(b) {
-		return "", fmt.Errorf("decoded value %q is not valid UTF-8", s)
+		return "", fmt.Errorf("value %q does not decode to valid UTF-8", s)
 	}
 	return string(b), nil
 }

@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"mime"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 
@@ -157,14 +160,24 @@ func (e Event) Validate() error {
 	switch {
 	case e.Subject.IsZero():
 		return fmt.Errorf("%w: event has no subject", ErrInvalidSubject)
-	case e.ID == "":
+	case strings.TrimSpace(e.ID) == "":
 		return fmt.Errorf("%w: id is empty", ErrInvalidEvent)
-	case e.Source == "":
+	case strings.TrimSpace(e.Source) == "":
 		return fmt.Errorf("%w: source is empty", ErrInvalidEvent)
-	case e.Type == "":
+	case strings.TrimSpace(e.Type) == "":
 		return fmt.Errorf("%w: type is empty", ErrInvalidEvent)
-	case e.SchemaRevision < 0:
-		return fmt.Errorf("%w: schema revision %d is negative", ErrInvalidEvent, e.SchemaRevision)
+	case e.SchemaRevision < 0 || e.SchemaRevision > math.MaxInt32:
+		return fmt.Errorf("%w: schema revision %d is outside 0 to %d", ErrInvalidEvent, e.SchemaRevision, math.MaxInt32)
+	case !e.Time.IsZero() && (e.Time.UTC().Year() < 0 || e.Time.UTC().Year() > 9999):
+		return fmt.Errorf("%w: time %v is outside the years 0 to 9999", ErrInvalidEvent, e.Time)
+	}
+	if u, err := url.Parse(e.Source); err != nil || u.String() != e.Source {
+		return fmt.Errorf("%w: source %q is not a URI reference (escape spaces and non-ASCII characters)", ErrInvalidEvent, e.Source)
+	}
+	if e.DataSchema != "" {
+		if u, err := url.Parse(e.DataSchema); err != nil || !u.IsAbs() {
+			return fmt.Errorf("%w: data schema %q is not an absolute URI", ErrInvalidEvent, e.DataSchema)
+		}
 	}
 	if len(e.ID) > 256 {
 		return fmt.Errorf("%w: id is longer than 256 bytes", ErrInvalidEvent)
@@ -177,6 +190,9 @@ func (e Event) Validate() error {
 		if strings.ContainsFunc(a.v, isControl) {
 			return fmt.Errorf("%w: attribute %s contains a control character", ErrInvalidEvent, a.name)
 		}
+		if !utf8.ValidString(a.v) {
+			return fmt.Errorf("%w: attribute %s is not valid UTF-8", ErrInvalidEvent, a.name)
+		}
 	}
 	for name, v := range e.Extensions {
 		if err := validExtensionName(name); err != nil {
@@ -187,6 +203,9 @@ func (e Event) Validate() error {
 		}
 		if strings.ContainsFunc(v, isControl) {
 			return fmt.Errorf("%w: extension %s contains a control character", ErrInvalidEvent, name)
+		}
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("%w: extension %s is not valid UTF-8", ErrInvalidEvent, name)
 		}
 	}
 	if e.DataContentType != "" {

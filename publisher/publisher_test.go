@@ -393,4 +393,3 @@ func TestRestartDuringPipelinedImportLosesNothing(t *testing.T) {
 		t.Fatalf("acked %d, stored %d, want %d", len(acked), len(stored), total)
 	}
 }
-
