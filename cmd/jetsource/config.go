@@ -45,6 +45,9 @@ type StreamConfig struct {
 	Replicas   int      `yaml:"replicas"`
 	Duplicates Duration `yaml:"duplicates"`
 	MaxMsgSize int32    `yaml:"max_msg_size"`
+	// AllowDelete lets operators delete single events (off: events are
+	// facts; the stream denies deletes and purges).
+	AllowDelete bool `yaml:"allow_delete"`
 }
 
 // LogConfig configures the structured log on standard error.
@@ -140,5 +143,6 @@ func (c Config) streamConfig() jetstore.StreamConfig {
 	return jetstore.StreamConfig{
 		Name: c.Stream.Name, Subjects: c.Stream.Subjects, Replicas: c.Stream.Replicas,
 		Duplicates: time.Duration(c.Stream.Duplicates), MaxMsgSize: c.Stream.MaxMsgSize,
+		AllowDelete: c.Stream.AllowDelete,
 	}
 }
