@@ -191,9 +191,10 @@ type batchAck struct {
 }
 
 // publishBatch sends msgs as one atomic batch and returns the sequence of
-// the first stored message. The first message and the commit are requests,
-// the messages between are plain publishes, as the protocol allows. With
-// eob, the last message only commits and is not stored.
+// the first stored message. Every message but the commit is a plain
+// publish, as the protocol allows: a problem with any of them abandons the
+// batch and is reported in the answer to the commit. With eob, the last
+// message only commits and is not stored.
 func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg, eob bool) (uint64, error) {
 	nc := s.js.Conn()
 	before := nc.LastError()
@@ -230,17 +231,6 @@ func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg, eob bool) (u
 				return 0, fmt.Errorf("jetstore: batch commit stored %d of %d messages (answer %q)", ack.Count, stored, resp.Data)
 			}
 			return ack.Sequence - uint64(stored) + 1, nil
-		case i == 0:
-			resp, err := nc.RequestMsgWithContext(ctx, m)
-			if err != nil {
-				return 0, denied(nc, err, before, m.Subject)
-			}
-			if len(resp.Data) > 0 {
-				var ack batchAck
-				if err := json.Unmarshal(resp.Data, &ack); err == nil && ack.Error != nil {
-					return 0, ack.Error
-				}
-			}
 		default:
 			if err := nc.PublishMsg(m); err != nil {
 				return 0, err
