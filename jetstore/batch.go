@@ -88,9 +88,11 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 		if err := s.checkSize(msgs[i], e); err != nil {
 			return nil, err
 		}
-		msgs[i].Header.Set(jetsource.HeaderMsgID, e.ID)
-		msgs[i].Header.Set(hdrExpStream, s.stream)
+		msgs[i].Header[jetsource.HeaderMsgID] = []string{e.ID}
 	}
+	// Every message of a batch goes to the same stream: checking the
+	// first one is enough.
+	msgs[0].Header[hdrExpStream] = []string{s.stream}
 	exact, err := s.resolve(ctx, conds, events)
 	if err != nil {
 		return nil, err
@@ -99,8 +101,8 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 		msgs = append(msgs, &nats.Msg{Subject: events[0].Subject.String(), Header: nats.Header{}})
 	}
 	for i, c := range exact {
-		msgs[i].Header.Set(hdrExpSubjSeq, strconv.FormatUint(c.Sequence, 10))
-		msgs[i].Header.Set(hdrExpSubj, c.Filter.String())
+		msgs[i].Header[hdrExpSubjSeq] = []string{strconv.FormatUint(c.Sequence, 10)}
+		msgs[i].Header[hdrExpSubj] = []string{c.Filter.String()}
 	}
 	eob := len(msgs) > len(events)
 	first, err := s.publishBatch(ctx, msgs, eob)
@@ -201,13 +203,13 @@ func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg, eob bool) (u
 	id := jetsource.NewID()
 	n := len(msgs)
 	for i, m := range msgs {
-		m.Header.Set(hdrBatchID, id)
-		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
+		m.Header[hdrBatchID] = []string{id}
+		m.Header[hdrBatchSeq] = []string{strconv.Itoa(i + 1)}
 		if i == n-1 {
 			if eob {
-				m.Header.Set(hdrBatchCommit, "eob")
+				m.Header[hdrBatchCommit] = []string{"eob"}
 			} else {
-				m.Header.Set(hdrBatchCommit, "1")
+				m.Header[hdrBatchCommit] = []string{"1"}
 			}
 		}
 		switch {

@@ -7,8 +7,8 @@
 // A server that syncs every write to disk (the jetsource default) syncs
 // each message of a plain publish, but an atomic batch only once. The
 // [Publisher] therefore gathers the appends that are ready into batches of
-// up to [jetsource.MaxBatch] events, with up to 50 batches in flight (the
-// server's per-stream limit). A batch is one all-or-nothing unit on the
+// up to [jetsource.MaxBatch] events, with a few batches in flight (8 by
+// default; the server allows 50 per stream). A batch is one all-or-nothing unit on the
 // server, so when it is refused because one event's condition or id
 // fails, the Publisher settles its events one by one: every caller gets
 // exactly the result an append of its own would have given.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -42,7 +43,33 @@ raw nats.go, printing the rates and their ratio (jetsource / raw) next to
 the target. With --json each scenario is one JSON line with the fields
 scenario, jetsource_per_sec, raw_per_sec, ratio and target.`,
 	}
-	cmd.AddCommand(m.newBenchAppendCmd(g))
+	var cpuProfile string
+	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	var stopProfile func()
+	cmd.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		if err := c.Root().PersistentPreRunE(c, args); err != nil {
+			return err
+		}
+		if cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		return nil
+	}
+	cmd.PersistentPostRun = func(*cobra.Command, []string) {
+		if stopProfile != nil {
+			stopProfile()
+		}
+	}
+	cmd.AddCommand(m.newBenchAppendCmd(g), m.newBenchPipelineCmd(g), m.newBenchOCCCmd(g), m.newBenchTxCmd(g))
 	return cmd
 }
 
@@ -112,37 +139,74 @@ Target: ratio >= 0.9.`,
 	return cmd
 }
 
-func benchAppend(ctx context.Context, name string, sync time.Duration, events, conc, size, rounds int) (benchResult, error) {
+// benchEnv is an embedded server with a stream for one scenario.
+type benchEnv struct {
+	srv   *embedded.Server
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	store *jetstore.Store
+	dir   string
+}
+
+// newBenchEnv starts a server (sync 0: fsync every write) in a temporary
+// directory with the stream BENCH on bench.>.
+func newBenchEnv(ctx context.Context, sync time.Duration) (*benchEnv, error) {
 	dir, err := os.MkdirTemp("", "jetsource-bench-")
 	if err != nil {
-		return benchResult{}, err
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	env := &benchEnv{dir: dir}
 	opts := []embedded.Option{embedded.WithListen("127.0.0.1:0"), embedded.WithDataDir(dir)}
 	if sync > 0 {
 		opts = append(opts, embedded.WithSyncInterval(sync))
 	}
-	srv, err := embedded.Start(ctx, opts...)
+	if env.srv, err = embedded.Start(ctx, opts...); err != nil {
+		env.Close()
+		return nil, err
+	}
+	if env.nc, err = env.srv.Connect(); err != nil {
+		env.Close()
+		return nil, err
+	}
+	if env.js, err = jetstream.New(env.nc, jetstream.WithPublishAsyncMaxPending(4000)); err != nil {
+		env.Close()
+		return nil, err
+	}
+	if _, err = jetstore.Provision(ctx, env.js, jetstore.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}}); err != nil {
+		env.Close()
+		return nil, err
+	}
+	if env.store, err = jetstore.New(ctx, env.js, "BENCH", jetstore.WithTimeout(30*time.Second)); err != nil {
+		env.Close()
+		return nil, err
+	}
+	return env, nil
+}
+
+func (e *benchEnv) Close() {
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if e.srv != nil {
+		e.srv.Shutdown()
+	}
+	os.RemoveAll(e.dir)
+}
+
+func fsyncName(sync time.Duration) string {
+	if sync > 0 {
+		return sync.String()
+	}
+	return "always"
+}
+
+func benchAppend(ctx context.Context, name string, sync time.Duration, events, conc, size, rounds int) (benchResult, error) {
+	env, err := newBenchEnv(ctx, sync)
 	if err != nil {
 		return benchResult{}, err
 	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		return benchResult{}, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return benchResult{}, err
-	}
-	if _, err := jetstore.Provision(ctx, js, jetstore.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}}); err != nil {
-		return benchResult{}, err
-	}
-	st, err := jetstore.New(ctx, js, "BENCH")
-	if err != nil {
-		return benchResult{}, err
-	}
+	defer env.Close()
+	js, st := env.js, env.store
 	data := benchData(size)
 	var rawDur, jsDur time.Duration
 	for round := range rounds {
@@ -167,16 +231,14 @@ func benchAppend(ctx context.Context, name string, sync time.Duration, events, c
 		jsDur += d
 	}
 	total := float64(events * rounds)
-	r := benchResult{
-		Scenario: name, JetsourcePerSec: total / jsDur.Seconds(), RawPerSec: total / rawDur.Seconds(),
-		Target: 0.9, Events: events * rounds, Concurrency: conc, Fsync: "always",
-	}
-	if sync > 0 {
-		r.Fsync = sync.String()
-	}
+	return newResult(name, total/jsDur.Seconds(), total/rawDur.Seconds(), 0.9, events*rounds, conc, sync), nil
+}
+
+func newResult(name string, jsRate, rawRate, target float64, events, conc int, sync time.Duration) benchResult {
+	r := benchResult{Scenario: name, JetsourcePerSec: jsRate, RawPerSec: rawRate, Target: target, Events: events, Concurrency: conc, Fsync: fsyncName(sync)}
 	r.Ratio = r.JetsourcePerSec / r.RawPerSec
 	r.Pass = r.Ratio >= r.Target
-	return r, nil
+	return r
 }
 
 // runWriters runs conc writers that together append n events, each writer
@@ -214,15 +276,7 @@ func runWriters(ctx context.Context, conc, n int, appendOne func(ctx context.Con
 // rawAppend publishes with plain nats.go what jetsource's Append publishes:
 // the same CloudEvents headers, message id and expectations.
 func rawAppend(ctx context.Context, js jetstream.JetStream, subject string, data []byte, last uint64) (uint64, error) {
-	id := jetsource.NewID()
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{
-		"ce-specversion": {"1.0"},
-		"ce-id":          {id},
-		"ce-source":      {"/jetsource"},
-		"ce-type":        {"bench.changed"},
-		"ce-time":        {time.Now().UTC().Format(time.RFC3339Nano)},
-		"Content-Type":   {"application/json"},
-	}}
+	id, msg := rawMsg(subject, data)
 	filter := subject[:len(subject)-len("changed")] + ">"
 	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream("BENCH"),
 		jetstream.WithExpectLastSequenceForSubject(last, filter))
@@ -230,6 +284,20 @@ func rawAppend(ctx context.Context, js jetstream.JetStream, subject string, data
 		return 0, err
 	}
 	return ack.Sequence, nil
+}
+
+// rawMsg builds with plain nats.go the message jetsource publishes for an
+// event: the CloudEvents headers in binary mode and the data.
+func rawMsg(subject string, data []byte) (string, *nats.Msg) {
+	id := jetsource.NewID()
+	return id, &nats.Msg{Subject: subject, Data: data, Header: nats.Header{
+		"ce-specversion": {"1.0"},
+		"ce-id":          {id},
+		"ce-source":      {"/jetsource"},
+		"ce-type":        {"bench.changed"},
+		"ce-time":        {time.Now().UTC().Format(time.RFC3339Nano)},
+		"Content-Type":   {"application/json"},
+	}}
 }
 
 // benchData returns a JSON object of about size bytes.

@@ -1,0 +1,437 @@
+package jetstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetsource/jetsource"
+	"github.com/jetsource/jetsource/embedded"
+	"github.com/jetsource/jetsource/embedded/embeddedtest"
+	"github.com/jetsource/jetsource/jetstore"
+	"github.com/jetsource/jetsource/subjects"
+)
+
+// Race tests: many writers decide on the same read and append under a
+// condition at the same moment. Exactly one may win each round, and a
+// winner's condition must really have held: no event of its boundary may
+// be stored between the position it read and its own event, whoever wrote
+// that event.
+
+// raceWriters is the number of concurrent writers of a round.
+const raceWriters = 10
+
+// Rounds per scenario. A round takes a few milliseconds even on three
+// nodes with the race detector, so the R3 scenarios need not run fewer
+// rounds than the R1 ones (if they ever must, keep at least 20).
+const (
+	raceRoundsR1 = 50
+	raceRoundsR3 = 50
+)
+
+// foreignPerRound is how many events the foreign writer publishes in each
+// round of a foreign-writer scenario.
+const foreignPerRound = 2
+
+// raceMode is the kind of condition the writers append under.
+type raceMode int
+
+const (
+	// boundaryMode: each writer appends on a subject of its own that
+	// matches the boundary <root>.*.seat, with ExpectNoneAfter(pos,
+	// boundary). Even writers read pos as the last sequence of the
+	// boundary, odd ones as the last sequence of the whole stream.
+	boundaryMode raceMode = iota
+	// aggregateMode: every writer appends an event of its own name to the
+	// one aggregate <root>.A, with ExpectSequence(pos) where pos is the
+	// aggregate's last sequence.
+	aggregateMode
+)
+
+type raceCase struct {
+	name     string
+	replicas int
+	rounds   int
+	mode     raceMode
+	// foreign adds a writer that publishes events matching the boundary
+	// with plain core NATS publishes, without any expectation, during the
+	// rounds, each after a read like the writers' (but the first of even
+	// rounds, which goes at once), so that they land both before the
+	// writers' appends and among them.
+	foreign bool
+	// foreignAppend makes the foreign writer use Store.Append without a
+	// condition instead of a plain publish: to the server it is the same.
+	foreignAppend bool
+	// strict makes a violation (a winner with a matching event stored
+	// between its read position and itself) fail the test. Without it,
+	// violations are counted and reported as a known limitation, and the
+	// test is skipped when there are any.
+	strict bool
+	// storeOpts are the options of the writers' stores: the place for a
+	// strict mode of the store, once it has one.
+	storeOpts []jetstore.Option
+}
+
+// win is one successful conditioned append.
+type win struct {
+	round, writer int
+	pos           uint64 // the position the writer read
+	seq           uint64 // where its event was stored
+}
+
+// raceEnv is where the cases of a test run: one server or a cluster.
+type raceEnv struct {
+	nodes []*embedded.Server
+}
+
+// conn connects to node i (modulo the number of nodes), so that writers
+// spread over the nodes of a cluster.
+func (e *raceEnv) conn(t *testing.T, i int) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	return newJetStream(t, e.nodes[i%len(e.nodes)])
+}
+
+func TestRaceBoundaryR1(t *testing.T) {
+	env := &raceEnv{nodes: []*embedded.Server{embeddedtest.Run(t)}}
+	runRaceCases(t, env, []raceCase{
+		{name: "ExpectNoneAfter", replicas: 1, rounds: raceRoundsR1, mode: boundaryMode, strict: true},
+		{name: "ExpectSequence", replicas: 1, rounds: raceRoundsR1, mode: aggregateMode, strict: true},
+	})
+}
+
+func TestRaceBoundaryR3(t *testing.T) {
+	env := &raceEnv{nodes: embeddedtest.RunCluster(t, 3)}
+	runRaceCases(t, env, []raceCase{
+		// Every writer sends the same canonical filter string, which the
+		// server guards in flight: this holds on R3.
+		{name: "ExpectNoneAfter", replicas: 3, rounds: raceRoundsR3, mode: boundaryMode, strict: true},
+		{name: "ExpectSequence", replicas: 3, rounds: raceRoundsR3, mode: aggregateMode, strict: true},
+	})
+}
+
+func TestRaceForeignWriterR1(t *testing.T) {
+	env := &raceEnv{nodes: []*embedded.Server{embeddedtest.Run(t)}}
+	runRaceCases(t, env, []raceCase{
+		{name: "ExpectNoneAfter", replicas: 1, rounds: raceRoundsR1, mode: boundaryMode, foreign: true, strict: true},
+		{name: "ExpectSequence", replicas: 1, rounds: raceRoundsR1, mode: aggregateMode, foreign: true, strict: true},
+		{name: "ExpectSequenceUnconditionedAppend", replicas: 1, rounds: raceRoundsR1, mode: aggregateMode, foreign: true, foreignAppend: true, strict: true},
+	})
+}
+
+func TestRaceForeignWriterR3(t *testing.T) {
+	env := &raceEnv{nodes: embeddedtest.RunCluster(t, 3)}
+	runRaceCases(t, env, []raceCase{
+		// Known limitation: on a replicated stream the server checks a
+		// wildcard expectation against applied state, and guards in-flight
+		// writes only by the literal filter string. A matching write sent
+		// without that filter (here a plain publish) can be in flight,
+		// unseen, when a conditioned append is accepted. Set strict once
+		// the store has a mode that closes the gap (and pass it in
+		// storeOpts).
+		{name: "ExpectNoneAfter", replicas: 3, rounds: raceRoundsR3, mode: boundaryMode, foreign: true, strict: false},
+		{name: "ExpectSequence", replicas: 3, rounds: raceRoundsR3, mode: aggregateMode, foreign: true, strict: false},
+		// The same through the store: an append without ExpectSequence to
+		// the aggregate is just as unguarded as a foreign publish.
+		{name: "ExpectSequenceUnconditionedAppend", replicas: 3, rounds: raceRoundsR3, mode: aggregateMode, foreign: true, foreignAppend: true, strict: false},
+	})
+}
+
+func runRaceCases(t *testing.T, env *raceEnv, cases []raceCase) {
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			runRace(t, env, c, fmt.Sprintf("race%d", i))
+		})
+	}
+}
+
+func runRace(t *testing.T, env *raceEnv, c raceCase, root string) {
+	start := time.Now()
+	// Operations run without a deadline of their own, so the store's
+	// default timeout bounds each.
+	ctx := context.Background()
+
+	cfg := jetstore.StreamConfig{Name: "RACE_" + root, Subjects: []string{root + ".>"}, Replicas: c.replicas}
+	_, adminJS := env.conn(t, 0)
+	var retries int
+	var firstErr error
+	// On a loaded cluster the meta leader now and then has no fresh
+	// information about a peer for a moment and refuses to place the
+	// replicas ("no suitable peers for placement, peer offline"): retry.
+	checkFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+		pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := jetstore.Provision(pctx, adminJS, cfg)
+		if err != nil {
+			if retries++; firstErr == nil {
+				firstErr = err
+			}
+		}
+		return err
+	})
+
+	var boundary subjects.Filter
+	var writerSubject func(w int) subjects.Subject
+	var foreignSubject subjects.Subject
+	switch c.mode {
+	case boundaryMode:
+		boundary = subjects.MustParseFilter(root + ".*.seat")
+		writerSubject = func(w int) subjects.Subject { return subjects.MustParse(fmt.Sprintf("%s.W%d.seat", root, w)) }
+		foreignSubject = subjects.MustParse(root + ".F.seat")
+	case aggregateMode:
+		boundary = subjects.MustParseFilter(root + ".A.>")
+		writerSubject = func(w int) subjects.Subject { return subjects.MustParse(fmt.Sprintf("%s.A.e%d", root, w)) }
+		foreignSubject = subjects.MustParse(root + ".A.foreign")
+	}
+
+	// A connection and store per writer, spread over the nodes.
+	stores := make([]*jetstore.Store, raceWriters)
+	for w := range stores {
+		_, js := env.conn(t, w)
+		stores[w] = openRaceStore(t, js, cfg.Name, &retries, &firstErr, c.storeOpts...)
+	}
+	var foreign *nats.Conn
+	var foreignStore *jetstore.Store
+	if c.foreign {
+		var fjs jetstream.JetStream
+		foreign, fjs = env.conn(t, raceWriters)
+		foreignStore = openRaceStore(t, fjs, cfg.Name, &retries, &firstErr)
+	}
+	// On a fresh replicated stream a read may find no direct-get responder
+	// for a moment (ErrUnavailable); wait until every writer can read.
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		for w, st := range stores {
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := st.LastSequence(rctx, subjects.All())
+			cancel()
+			if err != nil {
+				if retries++; firstErr == nil {
+					firstErr = fmt.Errorf("first read: %w", err)
+				}
+				return fmt.Errorf("writer %d: %w", w, err)
+			}
+		}
+		return nil
+	})
+	t.Logf("setup in %v: %d retries of provisioning, opening a store or a first read (first error: %v)", time.Since(start).Round(time.Millisecond), retries, firstErr)
+	start = time.Now()
+
+	var (
+		mu      sync.Mutex
+		wins    []win
+		perRnd  = make([]int, c.rounds)
+		errSeen int
+	)
+	for round := range c.rounds {
+		var read, done sync.WaitGroup
+		parties := raceWriters
+		if c.foreign {
+			parties++
+		}
+		read.Add(parties)
+		for w := range raceWriters {
+			st := stores[w]
+			done.Go(func() {
+				pos, err := readPosition(ctx, st, c.mode, w, boundary)
+				// Barrier: every writer has read before any appends.
+				read.Done()
+				read.Wait()
+				if err != nil {
+					t.Errorf("round %d writer %d: read position: %v", round, w, err)
+					return
+				}
+				e := jetsource.Event{Subject: writerSubject(w), Data: fmt.Appendf(nil, `{"round":%d,"writer":%d}`, round, w)}
+				var opt jetsource.AppendOption
+				if c.mode == aggregateMode {
+					opt = jetsource.ExpectSequence(pos)
+				} else {
+					opt = jetsource.ExpectNoneAfter(pos, boundary)
+				}
+				ack, err := st.Append(ctx, e, opt)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil && ack.Duplicate:
+					t.Errorf("round %d writer %d: a fresh event acknowledged as duplicate: %+v", round, w, ack)
+				case err == nil:
+					wins = append(wins, win{round: round, writer: w, pos: pos, seq: ack.Sequence})
+					perRnd[round]++
+				case !errors.Is(err, jetsource.ErrConflict):
+					if errSeen++; errSeen <= 5 {
+						t.Errorf("round %d writer %d: append: %v, want success or ErrConflict", round, w, err)
+					}
+				}
+			})
+		}
+		if c.foreign {
+			done.Go(func() {
+				read.Done()
+				read.Wait()
+				for k := range foreignPerRound {
+					// In even rounds the first event goes at once, before
+					// the writers' appends; every other event goes after a
+					// read, as a writer's append goes after its own, and
+					// lands among the appends.
+					if k > 0 || round%2 == 1 {
+						if _, err := foreignStore.LastSequence(ctx, boundary); err != nil {
+							t.Errorf("round %d: foreign read: %v", round, err)
+							return
+						}
+					}
+					data := fmt.Appendf(nil, `{"round":%d,"foreign":%d}`, round, k)
+					if c.foreignAppend {
+						if _, err := foreignStore.Append(ctx, jetsource.Event{Subject: foreignSubject, Data: data}); err != nil {
+							t.Errorf("round %d: foreign append: %v", round, err)
+						}
+						continue
+					}
+					if err := foreign.Publish(foreignSubject.String(), data); err != nil {
+						t.Errorf("round %d: foreign publish: %v", round, err)
+					}
+				}
+				if err := foreign.FlushTimeout(5 * time.Second); err != nil {
+					t.Errorf("round %d: foreign flush: %v", round, err)
+				}
+			})
+		}
+		done.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+
+	// Every event matching the boundary, as the server stored it; read
+	// with plain JetStream, independent of the store under test.
+	wantStored := 0
+	if c.foreign {
+		wantStored = c.rounds * foreignPerRound
+	}
+	wantStored += len(wins)
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	matching := storedSequences(t, actx, adminJS, cfg.Name, boundary.String(), wantStored)
+
+	hist := map[int]int{}
+	for round, n := range perRnd {
+		hist[n]++
+		switch {
+		case n > 1:
+			t.Errorf("round %d: %d winners, want at most one", round, n)
+		case n == 0 && !c.foreign:
+			t.Errorf("round %d: no winner, want exactly one (no one else writes the boundary)", round)
+		}
+	}
+	if !c.foreign && len(matching) != c.rounds {
+		t.Errorf("%d events on the boundary after %d rounds, want one per round", len(matching), c.rounds)
+	}
+	if len(wins) == 0 {
+		t.Errorf("no conditioned append won in %d rounds", c.rounds)
+	}
+	for _, w := range wins {
+		if _, ok := slices.BinarySearch(matching, w.seq); !ok {
+			t.Errorf("round %d writer %d: acknowledged sequence %d is not stored on the boundary", w.round, w.writer, w.seq)
+		}
+	}
+
+	// The invariant: nothing matching between a winner's read position
+	// and the winner.
+	violations := 0
+	for _, w := range wins {
+		lo := sort.Search(len(matching), func(i int) bool { return matching[i] > w.pos })
+		hi := sort.Search(len(matching), func(i int) bool { return matching[i] >= w.seq })
+		if between := matching[lo:hi]; len(between) > 0 {
+			violations++
+			msg := fmt.Sprintf("round %d writer %d read position %d, appended at %d, but %v matching %s were stored in between",
+				w.round, w.writer, w.pos, w.seq, between, boundary)
+			if c.strict {
+				t.Error(msg)
+			} else if violations <= 3 {
+				t.Log(msg)
+			}
+		}
+	}
+	other := "none"
+	switch {
+	case c.foreignAppend:
+		other = "unconditioned Store.Append"
+	case c.foreign:
+		other = "plain publish"
+	}
+	t.Logf("%s on R%d, %d writers, %d rounds, other writer: %s; winners per round (winners: rounds) %v; %d events on the boundary; %d violations in %d winning appends; rounds in %v",
+		c.name, c.replicas, raceWriters, c.rounds, other, hist, len(matching), violations, len(wins), time.Since(start).Round(time.Millisecond))
+	if violations == 0 && !c.strict {
+		t.Logf("no violation this time; the gap depends on timing")
+	}
+	if violations > 0 && !c.strict {
+		t.Skipf("known limitation on R%d: %d of %d winning appends (%d rounds) had a matching event stored by an unconditioned writer between their read position and themselves",
+			c.replicas, violations, len(wins), c.rounds)
+	}
+}
+
+// openRaceStore opens a store on the stream, retrying while the server
+// does not answer: right after a replicated stream is created, a stream
+// info request through another node is now and then left unanswered.
+// Each retry is counted in retries, and the first error kept in firstErr.
+func openRaceStore(t *testing.T, js jetstream.JetStream, stream string, retries *int, firstErr *error, opts ...jetstore.Option) *jetstore.Store {
+	t.Helper()
+	var st *jetstore.Store
+	checkFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var err error
+		if st, err = jetstore.New(ctx, js, stream, opts...); err != nil {
+			if *retries++; *firstErr == nil {
+				*firstErr = fmt.Errorf("open store: %w", err)
+			}
+		}
+		return err
+	})
+	return st
+}
+
+// readPosition is the read of a writer before it decides: the last
+// sequence of the aggregate, the boundary or the whole stream.
+func readPosition(ctx context.Context, st *jetstore.Store, mode raceMode, w int, boundary subjects.Filter) (uint64, error) {
+	if mode == boundaryMode && w%2 == 1 {
+		return st.LastSequence(ctx, subjects.All())
+	}
+	return st.LastSequence(ctx, boundary)
+}
+
+// storedSequences returns the sequences of the stored messages matching
+// filter, in order, reading with an ordered consumer until it has want of
+// them and nothing is pending.
+func storedSequences(t *testing.T, ctx context.Context, js jetstream.JetStream, stream, filter string, want int) []uint64 {
+	t.Helper()
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		t.Fatalf("audit consumer: %v", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		t.Fatalf("audit consumer: %v", err)
+	}
+	defer it.Stop()
+	var seqs []uint64
+	for {
+		m, err := it.Next(jetstream.NextMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("audit: %d messages on %s, want %d: %v", len(seqs), filter, want, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			t.Fatalf("audit metadata: %v", err)
+		}
+		seqs = append(seqs, md.Sequence.Stream)
+		if md.NumPending == 0 && len(seqs) >= want {
+			return seqs
+		}
+	}
+}
