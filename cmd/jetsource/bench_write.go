@@ -135,28 +135,45 @@ func benchPipeline(ctx context.Context, name string, sync time.Duration, target 
 		}
 		rawDur += time.Since(start)
 
-		p, err := publisher.New(env.store, publisher.WithMaxBatch(bf.maxBatch), publisher.WithMaxInFlight(bf.inFlight))
+		d, err := runPipeline(ctx, env, round, bf.events, aggs, data, nil, publisher.WithMaxBatch(bf.maxBatch), publisher.WithMaxInFlight(bf.inFlight))
 		if err != nil {
 			return benchResult{}, err
 		}
-		subs := make([]subjects.Subject, aggs)
-		for a := range subs {
-			subs[a] = subjects.MustParse(fmt.Sprintf("bench.js%d.a%d.changed", round, a))
-		}
-		start = time.Now()
-		for i := range bf.events {
-			if _, err := p.Append(ctx, jetsource.Event{Subject: subs[i%aggs], Data: data}); err != nil {
-				return benchResult{}, err
-			}
-		}
-		results, err := p.Close(ctx)
-		jsDur += time.Since(start)
-		if err := firstErr(results, err); err != nil {
-			return benchResult{}, fmt.Errorf("jetsource: %w", err)
-		}
+		jsDur += d
 	}
 	total := float64(bf.events * bf.rounds)
 	return newResult(name, total/jsDur.Seconds(), total/rawDur.Seconds(), target, bf.events*bf.rounds, aggs, sync), nil
+}
+
+// runPipeline appends n events spread over aggs aggregates through a new
+// publisher, with the option opt(i) for event i (nil: none), and returns the
+// time until every append has its result.
+func runPipeline(ctx context.Context, env *benchEnv, round, n, aggs int, data []byte, opt func(int) jetsource.AppendOption, popts ...publisher.Option) (time.Duration, error) {
+	p, err := publisher.New(env.store, popts...)
+	if err != nil {
+		return 0, err
+	}
+	subs := make([]subjects.Subject, aggs)
+	for a := range subs {
+		subs[a] = subjects.MustParse(fmt.Sprintf("bench.js%d.a%d.changed", round, a))
+	}
+	start := time.Now()
+	for i := range n {
+		var opts []jetsource.AppendOption
+		if opt != nil {
+			opts = append(opts, opt(i))
+		}
+		if _, err := p.Append(ctx, jetsource.Event{Subject: subs[i%aggs], Data: data}, opts...); err != nil {
+			p.Close(ctx)
+			return 0, err
+		}
+	}
+	results, err := p.Close(ctx)
+	d := time.Since(start)
+	if err := firstErr(results, err); err != nil {
+		return 0, fmt.Errorf("jetsource: %w", err)
+	}
+	return d, nil
 }
 
 func firstErr(results []publisher.Result, err error) error {
@@ -223,29 +240,16 @@ func benchOCC(ctx context.Context, bf benchFlags, aggs int) (benchResult, error)
 		}
 		rawDur += time.Since(start)
 
-		p, err := publisher.New(env.store)
+		d, err := runPipeline(ctx, env, round, bf.events, aggs, data, func(i int) jetsource.AppendOption {
+			if i < aggs {
+				return jetsource.ExpectSequence(0) // the first event of each aggregate
+			}
+			return publisher.ExpectPrevious()
+		})
 		if err != nil {
 			return benchResult{}, err
 		}
-		subs := make([]subjects.Subject, aggs)
-		for a := range subs {
-			subs[a] = subjects.MustParse(fmt.Sprintf("bench.js%d.a%d.changed", round, a))
-		}
-		start = time.Now()
-		for i := range bf.events {
-			opt := publisher.ExpectPrevious()
-			if i < aggs {
-				opt = jetsource.ExpectSequence(0)
-			}
-			if _, err := p.Append(ctx, jetsource.Event{Subject: subs[i%aggs], Data: data}, opt); err != nil {
-				return benchResult{}, err
-			}
-		}
-		results, err := p.Close(ctx)
-		jsDur += time.Since(start)
-		if err := firstErr(results, err); err != nil {
-			return benchResult{}, fmt.Errorf("jetsource: %w", err)
-		}
+		jsDur += d
 	}
 	total := float64(bf.events * bf.rounds)
 	return newResult("occ", total/jsDur.Seconds(), total/rawDur.Seconds(), 5, bf.events*bf.rounds, aggs, 0), nil
