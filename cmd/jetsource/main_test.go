@@ -105,6 +105,20 @@ func TestAppendAndEvents(t *testing.T) {
 			t.Fatalf("since 1h: got code %d, out %q", code, out)
 		}
 	})
+	t.Run("ExpectFilterIsABoundary", func(t *testing.T) {
+		code, out, errOut := run(t, ctx, "", "append", "users.B.added", `{}`, "--expect", "2", "--expect-filter", "users.B.>", "--expect-filter", "users.C.>", srv)
+		if code != 0 || strings.TrimSpace(out) != "3" {
+			t.Fatalf("nothing matching after 2: got code %d, out %q, err %q", code, out, errOut)
+		}
+		code, out, errOut = run(t, ctx, "", "append", "users.C.added", `{}`, "--expect", "2", "--expect-filter", "users.*.added", srv)
+		if code != exitConflict || strings.TrimSpace(out) != "3" || !strings.Contains(errOut, "after the read position 2") {
+			t.Fatalf("users.B.added after 2: got code %d, out %q, err %q", code, out, errOut)
+		}
+		code, _, _ = run(t, ctx, "", "append", "users.C.added", `{}`, "--expect-filter", "users.>", srv)
+		if code != exitUsage {
+			t.Fatalf("--expect-filter without --expect: got code %d", code)
+		}
+	})
 }
 
 func TestBadInputExitCodes(t *testing.T) {
