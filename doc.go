@@ -32,5 +32,13 @@
 // concurrency conflict (see [ConflictError] for the sequences involved),
 // [ErrInvalidSubject], [ErrInvalidEvent], [ErrInvalidData],
 // [ErrPayloadTooLarge], [ErrStreamNotFound], [ErrNotFound],
-// [ErrPermissionDenied], [ErrUnavailable] and [ErrInvalidOption].
+// [ErrPermissionDenied], [ErrUnavailable], [ErrInvalidOption],
+// [ErrBatchTooLarge], and for schemas [ErrSchemaViolation],
+// [ErrUnknownEventType], [ErrInvalidSchema] and [ErrUpcast].
+//
+// # Schemas
+//
+// [LoadSchemas] reads a JSON Schema per event type and revision;
+// [WithSchemas] wraps a store so that appends are validated before anything
+// is written and reads lift old revisions with registered upcasters.
 package jetsource

@@ -53,6 +53,30 @@ var (
 	ErrBatchTooLarge = errors.New("jetsource: batch too large")
 )
 
+// The sentinels of schema validation and upcasting.
+var (
+	// ErrSchemaViolation is returned when an event's data does not match
+	// the JSON Schema of its type and revision, is not JSON, or names a
+	// revision that has no schema. The error is a [*SchemaViolationError].
+	ErrSchemaViolation = errors.New("jetsource: schema violation")
+
+	// ErrUnknownEventType is returned by a registry made with
+	// [StrictTypes] for an event whose type has no schema.
+	ErrUnknownEventType = errors.New("jetsource: unknown event type")
+
+	// ErrInvalidSchema is returned when a schema or an upcaster cannot be
+	// registered: a schema that is not JSON or does not compile, a schema
+	// file name that names no type or revision, a revision registered
+	// twice, an empty type, a revision below 1 or a nil upcaster.
+	ErrInvalidSchema = errors.New("jetsource: invalid schema")
+
+	// ErrUpcast is returned when a stored event cannot be lifted to the
+	// current revision of its type: a step of the chain has no upcaster,
+	// an upcaster failed or changed the event type, or the event's
+	// revision is newer than the current one.
+	ErrUpcast = errors.New("jetsource: cannot upcast event")
+)
+
 // ConflictError describes an optimistic concurrency conflict: the append
 // expected the last event matching Filter to be at sequence Expected, but it
 // was at Current. It matches [ErrConflict] with [errors.Is], and also the

@@ -19,7 +19,6 @@ const (
 	hdrBatchID     = "Nats-Batch-Id"
 	hdrBatchSeq    = "Nats-Batch-Sequence"
 	hdrBatchCommit = "Nats-Batch-Commit"
-	hdrExpLastSeq  = "Nats-Expected-Last-Sequence"
 	hdrExpSubjSeq  = "Nats-Expected-Last-Subject-Sequence"
 	hdrExpSubj     = "Nats-Expected-Last-Subject-Sequence-Subject"
 	hdrExpStream   = "Nats-Expected-Stream"

@@ -495,16 +495,12 @@ func (s *suite) readFollow(t *testing.T, ctx context.Context, st jetsource.Store
 	go func() {
 		defer wg.Done()
 		defer once.Do(func() { close(started) })
-		first := true
 		for e, err := range st.Read(fctx, jetsource.Query{Follow: true, Filters: []subjects.Filter{s.filter(t, "A.>")}}) {
 			if err != nil {
 				return
 			}
 			got = append(got, e.Sequence)
-			if first {
-				once.Do(func() { close(started) })
-				first = false
-			}
+			once.Do(func() { close(started) })
 			if len(got) == 3 {
 				cancel()
 			}

@@ -7,7 +7,6 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -114,18 +113,8 @@ Target: ratio >= 0.9.`,
 					return err
 				}
 				results = append(results, r)
-				if g.output == "json" {
-					m.writeJSON(r)
-				}
 			}
-			if g.output != "json" {
-				tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "SCENARIO\tFSYNC\tJETSOURCE/S\tRAW/S\tRATIO\tTARGET\tPASS")
-				for _, r := range results {
-					fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.3f\t%.2f\t%v\n", r.Scenario, r.Fsync, r.JetsourcePerSec, r.RawPerSec, r.Ratio, r.Target, r.Pass)
-				}
-				tw.Flush()
-			}
+			m.printResults(g, results)
 			return nil
 		},
 	}
