@@ -68,7 +68,8 @@ scenario, jetsource_per_sec, raw_per_sec, ratio and target.`,
 			stopProfile()
 		}
 	}
-	cmd.AddCommand(m.newBenchAppendCmd(g), m.newBenchPipelineCmd(g), m.newBenchOCCCmd(g), m.newBenchTxCmd(g))
+	cmd.AddCommand(m.newBenchAppendCmd(g), m.newBenchPipelineCmd(g), m.newBenchOCCCmd(g), m.newBenchTxCmd(g),
+		m.newBenchConsumeCmd(g), m.newBenchRebuildCmd(g), m.newBenchLoadCmd(g))
 	return cmd
 }
 

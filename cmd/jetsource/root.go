@@ -146,6 +146,13 @@ Exit codes: 0 success, 1 error, 2 usage error, 3 concurrency conflict.`,
 		m.newEventsCmd(g),
 		m.newTailCmd(g),
 		m.newBenchCmd(g),
+		m.newImportCmd(g),
+		m.newInvalidateCmd(g),
+		m.newProjectCmd(g),
+		m.newProjectionsCmd(g),
+		m.newStateCmd(g),
+		m.newSurfaceCmd(g),
+		m.newAuditCmd(g),
 	)
 	return root
 }
