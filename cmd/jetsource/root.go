@@ -153,6 +153,9 @@ Exit codes: 0 success, 1 error, 2 usage error, 3 concurrency conflict.`,
 		m.newStateCmd(g),
 		m.newSurfaceCmd(g),
 		m.newAuditCmd(g),
+		m.newCommandCmd(g),
+		m.newHandlersCmd(g),
+		m.newFlagsCmd(g),
 	)
 	return root
 }
