@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/jetsource/jetsource"
 	"github.com/jetsource/jetsource/jetstore"
 )
 
@@ -70,8 +71,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // DefaultSubjects are the subject roots captured when no configuration
-// names any: those of the example users-and-groups domain.
-var defaultSubjects = []string{"users.>", "groups.>", "companies.>"}
+// names any: those of the example users-and-groups domain, the audit events
+// of flag changes and the invalidations of transactions.
+var defaultSubjects = []string{"users.>", "groups.>", "companies.>", "flags.>", jetsource.InvalidationRoot + ".>"}
 
 // DefaultConfig returns the configuration used when no file is given.
 func DefaultConfig() Config {

@@ -105,8 +105,9 @@ func (m *Main) newEventsCmd(g *globals) *cobra.Command {
 	var from uint64
 	var since string
 	var limit int
+	var skipInvalid bool
 	cmd := &cobra.Command{
-		Use:   "events [FILTER...] [--from SEQ] [--since DURATION|RFC3339] [--limit N]",
+		Use:   "events [FILTER...] [--from SEQ] [--since DURATION|RFC3339] [--limit N] [--skip-invalidated]",
 		Short: "Print stored events",
 		Long: `events prints the stored events matching any FILTER (all events without
 one) in sequence order. Filters are NATS subject filters: users.A.> is one
@@ -114,7 +115,10 @@ aggregate, *.*.added every added event.
 
 With --output json each event is one CloudEvents JSON object (structured mode)
 per line, with the extension attribute "sequence" (a string) holding its
-stream sequence.`,
+stream sequence.
+
+Events of invalidated transactions (see "jetsource invalidate") are printed
+like any other unless --skip-invalidated is given.`,
 		Example: `  jetsource events
   jetsource events users.A.> --output json
   jetsource events '*.*.added' --since 1h --limit 10`,
@@ -137,8 +141,12 @@ stream sequence.`,
 				return err
 			}
 			defer c.Close()
+			var st jetsource.Store = c.store
+			if skipInvalid {
+				st = jetsource.WithoutInvalidated(st)
+			}
 			p := m.newPrinter(g)
-			for e, err := range c.store.Read(cmd.Context(), q) {
+			for e, err := range st.Read(cmd.Context(), q) {
 				if err != nil {
 					p.flush()
 					return err
@@ -154,6 +162,7 @@ stream sequence.`,
 	f.Uint64Var(&from, "from", 0, "first stream sequence to print")
 	f.StringVar(&since, "since", "", "only events stored since then: a duration back from now (1h) or an RFC 3339 time")
 	f.IntVar(&limit, "limit", 0, "print at most N events (0: all)")
+	f.BoolVar(&skipInvalid, "skip-invalidated", false, "leave out the events of invalidated transactions")
 	return cmd
 }
 

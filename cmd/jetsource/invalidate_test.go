@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestInvalidateCommand(t *testing.T) {
+	s := serve(t, DefaultConfig())
+	ctx := context.Background()
+	srv := "--server=" + s.URL()
+	for _, a := range [][]string{
+		{"append", "users.A.added", `{"name":"Ann"}`, srv},
+		{"append", "users.B.added", `{"name":"Bad"}`, "--id", "bad-1", srv},
+	} {
+		if code, _, errOut := run(t, ctx, "", a...); code != 0 {
+			t.Fatalf("%v: %s", a, errOut)
+		}
+	}
+	code, out, errOut := run(t, ctx, "", "invalidate", "--seq", "2", "--reason", "test data", "--actor", "ops", "-o", "json", srv)
+	var v struct {
+		Transaction string `json:"transaction"`
+		Sequence    uint64 `json:"sequence"`
+		Duplicate   bool   `json:"duplicate"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v.Transaction != "bad-1" || v.Sequence != 3 || v.Duplicate {
+		t.Fatalf("invalidate: code %d out %q err %q", code, out, errOut)
+	}
+	code, out, _ = run(t, ctx, "", "invalidate", "bad-1", "--reason", "again", srv)
+	if code != 0 || !strings.Contains(out, "already invalidated at sequence 3") {
+		t.Errorf("again: code %d out %q", code, out)
+	}
+	// Audit reads keep everything; --skip-invalidated leaves it out.
+	_, out, _ = run(t, ctx, "", "events", srv)
+	if !strings.Contains(out, "users.B.added") || !strings.Contains(out, "jetsource.transactions.bad-1.invalidated") {
+		t.Errorf("events: %s", out)
+	}
+	_, out, _ = run(t, ctx, "", "events", "users.>", "--skip-invalidated", srv)
+	if strings.Contains(out, "users.B.added") || !strings.Contains(out, "users.A.added") {
+		t.Errorf("events --skip-invalidated: %s", out)
+	}
+
+	for name, args := range map[string][]string{
+		"no reason":     {"invalidate", "bad-1"},
+		"both":          {"invalidate", "bad-1", "--seq", "2", "--reason", "x"},
+		"neither":       {"invalidate", "--reason", "x"},
+		"too many args": {"invalidate", "a", "b", "--reason", "x"},
+	} {
+		if code, _, _ := run(t, ctx, "", append(args, srv)...); code != exitUsage {
+			t.Errorf("%s: exit %d, want %d", name, code, exitUsage)
+		}
+	}
+	if code, _, errOut := run(t, ctx, "", "invalidate", "--seq", "99", "--reason", "x", srv); code != 1 || !strings.Contains(errOut, "no event at sequence 99") {
+		t.Errorf("missing sequence: code %d err %q", code, errOut)
+	}
+}
