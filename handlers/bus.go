@@ -1,0 +1,275 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetsource/jetsource"
+	"github.com/jetsource/jetsource/subjects"
+)
+
+// Server serves a processor's commands over NATS request/reply: each
+// registered command name on its own subject <prefix>.<name>, in a queue
+// group, so that any number of servers share the commands and each command
+// goes to one of them. The request body is the JSON payload, the headers
+// carry the metadata ([HeaderCommandID], [HeaderActor],
+// [HeaderCorrelationID], [HeaderCausationID]), and the reply is the
+// [Result] as JSON.
+type Server struct {
+	nc   *nats.Conn
+	p    *Processor
+	cfg  busConfig
+	subs []*nats.Subscription
+	sem  chan struct{}
+
+	ctx    context.Context // of the commands in progress
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	closeErr  error
+}
+
+// Serve subscribes to the commands of the processor's registry (those
+// registered now) and serves them until ctx ends or [Server.Close] is
+// called. It returns once the subscriptions are in place on the server.
+//
+// Options: [WithPrefix], [WithQueue], [WithConcurrency],
+// [WithCommandTimeout], [WithDrainTimeout]. It returns an error matching
+// [ErrInvalidOption] for a bad option, a nil connection or processor, or a
+// registry with no commands, and the connection's error when subscribing
+// fails.
+func Serve(ctx context.Context, nc *nats.Conn, p *Processor, opts ...BusOption) (*Server, error) {
+	if nc == nil || p == nil {
+		return nil, fmt.Errorf("%w: Serve needs a connection and a processor", ErrInvalidOption)
+	}
+	cfg, err := applyBusOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	names := p.registry.Names()
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%w: the registry holds no command", ErrInvalidOption)
+	}
+	s := &Server{nc: nc, p: p, cfg: cfg, sem: make(chan struct{}, cfg.concurrency), closed: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, name := range names {
+		sub, err := nc.QueueSubscribe(cfg.prefix+"."+name, cfg.queue, s.receive)
+		if err != nil {
+			s.unsubscribe()
+			s.cancel()
+			return nil, fmt.Errorf("handlers: subscribe to %s.%s: %w", cfg.prefix, name, err)
+		}
+		s.subs = append(s.subs, sub)
+	}
+	fctx, fcancel := context.WithTimeout(ctx, cfg.timeout)
+	err = nc.FlushWithContext(fctx)
+	fcancel()
+	if err != nil {
+		s.unsubscribe()
+		s.cancel()
+		return nil, fmt.Errorf("%w: subscribe to commands: %w", jetsource.ErrUnavailable, err)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-ctx.Done():
+			go s.Close()
+		case <-s.closed:
+		case <-s.ctx.Done():
+		}
+	}()
+	return s, nil
+}
+
+// receive runs in the subscription's goroutine: it waits for a free slot,
+// then executes the command in a goroutine of its own.
+func (s *Server) receive(m *nats.Msg) {
+	select {
+	case s.sem <- struct{}{}:
+	case <-s.ctx.Done():
+		return
+	}
+	if s.ctx.Err() != nil {
+		<-s.sem
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer func() { <-s.sem; s.wg.Done() }()
+		s.handle(m)
+	}()
+}
+
+func (s *Server) handle(m *nats.Msg) {
+	var res Result
+	cmd, err := CommandFromMsg(s.cfg.prefix, m.Subject, m.Header, m.Data)
+	if err != nil {
+		res = rejected(Command{Name: strings.TrimPrefix(m.Subject, s.cfg.prefix+".")}, err)
+	} else {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.commandTimeout)
+		res = s.p.Execute(ctx, cmd)
+		cancel()
+	}
+	if m.Reply == "" {
+		return
+	}
+	body, err := json.Marshal(res)
+	if err != nil {
+		body = []byte(`{"status":"error","error":"cannot encode the result"}`)
+	}
+	reply := &nats.Msg{Subject: m.Reply, Data: body, Header: nats.Header{jetsource.HeaderContentType: {"application/json"}}}
+	if err := s.nc.PublishMsg(reply); err != nil {
+		s.p.logger.Warn("cannot answer a command", "command", cmd.Name, "id", cmd.ID, "error", err)
+	}
+}
+
+// Close stops taking commands, lets those received finish (cancelling
+// them after the drain timeout) and returns. It is idempotent and safe to
+// call concurrently; it does not close the connection.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		for _, sub := range s.subs {
+			if err := sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
+				errs = append(errs, err)
+			}
+		}
+		deadline := time.NewTimer(s.cfg.drainTimeout)
+		defer deadline.Stop()
+		for _, sub := range s.subs {
+			ch := sub.StatusChanged(nats.SubscriptionClosed)
+			if !sub.IsValid() {
+				continue
+			}
+			select {
+			case <-ch:
+				continue
+			case <-deadline.C:
+			}
+			s.cancel()
+			s.unsubscribe()
+			break
+		}
+		close(s.closed)
+		done := make(chan struct{})
+		go func() { s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-deadline.C:
+			s.cancel()
+			<-done
+		}
+		s.cancel()
+		s.closeErr = errors.Join(errs...)
+	})
+	<-s.closed
+	return s.closeErr
+}
+
+// Closed is closed once [Server.Close] has begun and no new command is
+// taken.
+func (s *Server) Closed() <-chan struct{} { return s.closed }
+
+func (s *Server) unsubscribe() {
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
+}
+
+// Client sends commands to the [Server]s on the bus. It is safe for
+// concurrent use.
+type Client struct {
+	nc  *nats.Conn
+	cfg busConfig
+}
+
+// NewClient returns a client sending commands over the connection.
+//
+// Options: [WithPrefix], [WithRequestTimeout]. It returns an error
+// matching [ErrInvalidOption] for a nil connection or a bad option.
+func NewClient(nc *nats.Conn, opts ...BusOption) (*Client, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("%w: nil connection", ErrInvalidOption)
+	}
+	cfg, err := applyBusOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{nc: nc, cfg: cfg}, nil
+}
+
+// Send sends a command and waits for its result: the payload is encoded
+// as JSON unless it is a json.RawMessage or []byte of JSON (nil: no
+// payload); a new command id is made unless [WithCommandID] gives one.
+// Sending again with the same id after an error or a timeout is safe: the
+// command is executed once.
+//
+// It returns an error matching [ErrInvalidCommand] when the command cannot
+// be built, [ErrUnknownCommand] when no server serves the name (no
+// responders), [jetsource.ErrUnavailable] when no answer came in time or
+// the connection failed, and [ErrCommandFailed] for an answer that is not
+// a result. Rejections, conflicts and errors of the command itself are in
+// the result, with a nil error.
+func (c *Client) Send(ctx context.Context, name string, payload any, opts ...SendOption) (Result, error) {
+	cmd, err := buildCommand(name, payload, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.timeout)
+		defer cancel()
+	}
+	msg := &nats.Msg{Subject: c.cfg.prefix + "." + cmd.Name, Header: cmd.Header(), Data: cmd.Data}
+	reply, err := c.nc.RequestMsgWithContext(ctx, msg)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return Result{}, fmt.Errorf("%w: %s: no worker serves %s", ErrUnknownCommand, cmd.Name, msg.Subject)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return Result{}, fmt.Errorf("%w: command %s (id %s): no answer in time; sending it again with the same id is safe: %w", jetsource.ErrUnavailable, cmd.Name, cmd.ID, err)
+	case errors.Is(err, context.Canceled):
+		return Result{}, err
+	case err != nil:
+		return Result{}, fmt.Errorf("%w: command %s: %w", jetsource.ErrUnavailable, cmd.Name, err)
+	}
+	var res Result
+	if err := json.Unmarshal(reply.Data, &res); err != nil || res.Status == "" {
+		return Result{}, fmt.Errorf("%w: command %s: the answer is not a result: %q", ErrCommandFailed, cmd.Name, truncate(reply.Data, 200))
+	}
+	return res, nil
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}
+
+func validPrefix(prefix string) error {
+	s, err := subjects.Parse(prefix)
+	if err != nil || s.String() != prefix {
+		return fmt.Errorf("%w: command subject prefix %q must be literal subject tokens", ErrInvalidOption, prefix)
+	}
+	return nil
+}
+
+func stripSpace(s string) string {
+	return strings.TrimFunc(strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s), unicode.IsSpace)
+}

@@ -1,0 +1,75 @@
+// Package handlers is the command side of jetsource: commands decided on the
+// events they depend on, recorded under a consistency condition, and a
+// command bus over NATS request/reply.
+//
+// # The pipeline
+//
+// Each command runs the same pipeline: query, replay, build a small model,
+// check the rules, generate events, record them.
+//
+//   - The command's [Decider] names the events its decision depends on as
+//     subject filters, often derived from the payload: users.<id>.> for the
+//     user, companies.<c>.usernames.<name>.> for a username that must be
+//     unique. These filters are the command's consistency boundary.
+//   - The events matching them are read up to the last one stored and folded
+//     into a model of the decider's own ([Decider.Evolve]); there is no
+//     application-wide model.
+//   - [Decider.Decide] checks the rules against the model and returns the
+//     events to record, or a refusal from [Reject] with the reasons.
+//   - The [Processor] appends the events on the condition that nothing
+//     matching the filters was stored after the read
+//     ([jetsource.ExpectNoneAfter]): one event with Append, several as one
+//     transaction with AppendBatch. If the condition fails, another command
+//     changed what this one decided on: the Processor reads and decides
+//     again, after a short random wait, up to [WithMaxAttempts] times.
+//
+// Within one processor, commands of typed deciders that decide on the same
+// filters queue for each other ([WithSerialBoundaries], on by default), so a
+// busy aggregate costs waiting rather than lost races; the append's
+// condition still guards against every other writer.
+//
+// Every command answers a [Result] envelope: accepted with the sequences of
+// its events, rejected with the reasons, conflict when every attempt lost
+// the race, or error. Commands return no other payload.
+//
+// # Idempotency
+//
+// A command has an id. Its events carry it as their causation id (and the
+// command name as the extension "command"), and their event ids derive
+// from the command's name and id. A command sent again with the same id,
+// say after a timeout, is therefore executed once:
+//
+//   - when the replay meets events the command recorded before, the result
+//     is the original one, with Duplicate set, and nothing is decided;
+//   - when its events lie outside its own query, the decision is made
+//     again and the stream's de-duplication (Nats-Msg-Id, within the
+//     stream's duplicate window, two minutes by default) recognises the
+//     event ids.
+//
+// # The bus
+//
+// [Serve] serves a processor's commands on the subjects cmd.<name> (the
+// prefix is configurable) in a queue group, so that several workers share
+// them. A request's body is the JSON payload; its headers carry the command
+// id, the actor, the correlation id and the causation id under their
+// CloudEvents names (ce-id, ce-actor, ce-correlationid, ce-causationid). The
+// reply is the Result as JSON. [Client.Send] sends a command and returns
+// its result; a name no worker serves fails at once with
+// [ErrUnknownCommand] (NATS reports no responders).
+//
+// # Payload schemas
+//
+// With [WithSchemas], the payload of each command is checked against the
+// JSON Schema registered for the command's name before anything is read:
+// a directory loaded with [jetsource.LoadSchemas] holding InsertUser.json
+// checks InsertUser. A payload that breaks it is rejected with the
+// violation as the reason.
+//
+// # Seams
+//
+// The processor depends on small interfaces: a [Store] (Read, Append,
+// AppendBatch) and, for decisions, a [Reader] ([WithReader]). A typed
+// decider's model is built by a [Loader]; [Replay] reads every matching
+// event, and a loader that starts from a snapshot can replace it per
+// command with [NewWithLoader].
+package handlers
