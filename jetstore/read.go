@@ -130,10 +130,27 @@ func consumerFilters(fs []subjects.Filter) (server []string, clientSide bool) {
 	return server, false
 }
 
+// readerIdleTimeout is how long the server keeps the consumer of a reader
+// that stopped pulling without removing it.
+const readerIdleTimeout = 30 * time.Second
+
+// dropConsumer asks the server to delete a read's consumer without waiting
+// for the answer (a lost request leaves it to readerIdleTimeout).
+func (s *Store) dropConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil || info.Name == "" {
+		return
+	}
+	_ = s.js.Conn().Publish(s.apiPrefix+"CONSUMER.DELETE."+s.stream+"."+info.Name, nil)
+}
+
 // consume runs an ordered consumer and yields the events it delivers that
 // match q's filters and time, up to limit events, until the event at
 // sequence until (0: until ctx ends).
 func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig, until uint64, q jetsource.Query, limit int, yield func(jetsource.Event, error) bool) {
+	// A reader that vanished (a crashed process) leaves its consumer to
+	// the server, which removes it once idle this long.
+	cfg.InactiveThreshold = readerIdleTimeout
 	ictx, cancel := withDefaultTimeout(ctx, s.timeout)
 	cons, err := s.js.OrderedConsumer(ictx, s.stream, cfg)
 	cancel()
@@ -141,6 +158,9 @@ func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 		yield(jetsource.Event{}, fmt.Errorf("jetstore: read: %w", mapErr(s.js, err)))
 		return
 	}
+	// A read that ends removes its consumer at once: the server allows a
+	// limited number per stream, and short reads come by the thousand.
+	defer s.dropConsumer(cons)
 	it, err := cons.Messages(jetstream.PullMaxMessages(s.pullBatch))
 	if err != nil {
 		yield(jetsource.Event{}, fmt.Errorf("jetstore: read: %w", mapErr(s.js, err)))
