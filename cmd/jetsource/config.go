@@ -13,6 +13,8 @@ import (
 
 	"github.com/jetsource/jetsource"
 	"github.com/jetsource/jetsource/jetstore"
+	"github.com/jetsource/jetsource/projections"
+	"github.com/jetsource/jetsource/subjects"
 )
 
 // Config is the configuration file of jetsource serve. Every field has a
@@ -23,6 +25,9 @@ type Config struct {
 	// Source is the CloudEvents source of events appended without one.
 	Source string    `yaml:"source"`
 	Log    LogConfig `yaml:"log"`
+	// Projections are the read models that "jetsource project" and
+	// "jetsource serve" keep up to date.
+	Projections ProjectionConfigs `yaml:"projections"`
 }
 
 // ServerConfig configures the embedded NATS server.
@@ -121,6 +126,7 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
 	}
+	errs = append(errs, c.Projections.validate()...)
 	switch c.Log.Format {
 	case "text", "json":
 	default:
@@ -147,4 +153,165 @@ func (c Config) streamConfig() jetstore.StreamConfig {
 		Duplicates: time.Duration(c.Stream.Duplicates), MaxMsgSize: c.Stream.MaxMsgSize,
 		AllowDelete: c.Stream.AllowDelete,
 	}
+}
+
+// Read models of a projection.
+const (
+	readModelSQLite = "sqlite"
+	readModelKV     = "kv"
+)
+
+// ProjectionConfig configures a projection that needs no code: the events
+// matching its filters fold into one JSON document per entity (the event's
+// aggregate) by JSON merge patch of their data.
+type ProjectionConfig struct {
+	// Name identifies the projection.
+	Name string
+	// Filters select its events, such as "users.>".
+	Filters []string
+	// ReadModel is "sqlite" (a table in an SQLite file) or "kv" (a NATS
+	// KV bucket).
+	ReadModel string
+	// Database is the SQLite file (sqlite; default projections.db).
+	Database string
+	// Table is the SQLite table (sqlite; default: the name).
+	Table string
+	// Bucket is the KV bucket (kv; default: the name).
+	Bucket string
+	// Delete names the events (last subject token) that delete the
+	// entity's document.
+	Delete []string
+
+	// line is the line of the projection, lines that of each field.
+	line  int
+	lines map[string]int
+}
+
+// ProjectionConfigs is the projections: section; it records line numbers
+// so that every problem names its line and field.
+type ProjectionConfigs []ProjectionConfig
+
+// projectionFields are the keys of a projection, in the order documented.
+var projectionFields = []string{"name", "filters", "read_model", "database", "table", "bucket", "delete"}
+
+// UnmarshalYAML decodes the list, refusing unknown keys (the decoder's
+// strictness does not reach custom unmarshalers).
+func (ps *ProjectionConfigs) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.SequenceNode {
+		return fmt.Errorf("line %d: projections: want a list of projections", n.Line)
+	}
+	out := make(ProjectionConfigs, 0, len(n.Content))
+	for i, item := range n.Content {
+		where := fmt.Sprintf("projections[%d]", i)
+		if item.Kind != yaml.MappingNode {
+			return fmt.Errorf("line %d: %s: want a mapping with %s", item.Line, where, strings.Join(projectionFields, ", "))
+		}
+		p := ProjectionConfig{line: item.Line, lines: map[string]int{}}
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			k, v := item.Content[j], item.Content[j+1]
+			p.lines[k.Value] = k.Line
+			var err error
+			switch k.Value {
+			case "name":
+				err = v.Decode(&p.Name)
+			case "filters":
+				err = v.Decode(&p.Filters)
+			case "read_model":
+				err = v.Decode(&p.ReadModel)
+			case "database":
+				err = v.Decode(&p.Database)
+			case "table":
+				err = v.Decode(&p.Table)
+			case "bucket":
+				err = v.Decode(&p.Bucket)
+			case "delete":
+				err = v.Decode(&p.Delete)
+			default:
+				return fmt.Errorf("line %d: %s: field %s not found (known: %s)", k.Line, where, k.Value, strings.Join(projectionFields, ", "))
+			}
+			if err != nil {
+				return fmt.Errorf("line %d: %s.%s: %w", v.Line, where, k.Value, err)
+			}
+		}
+		out = append(out, p)
+	}
+	*ps = out
+	return nil
+}
+
+// at returns the line of a field (or of the projection).
+func (p ProjectionConfig) at(field string) string {
+	if l, ok := p.lines[field]; ok {
+		return fmt.Sprintf("line %d: ", l)
+	}
+	if p.line > 0 {
+		return fmt.Sprintf("line %d: ", p.line)
+	}
+	return ""
+}
+
+// validate reports every problem of every projection, each with its line
+// and field.
+func (ps ProjectionConfigs) validate() []error {
+	var errs []error
+	first := map[string]int{}
+	for i, p := range ps {
+		where := fmt.Sprintf("projections[%d]", i)
+		bad := func(field, format string, a ...any) {
+			errs = append(errs, fmt.Errorf("%s%s.%s: %s", p.at(field), where, field, fmt.Sprintf(format, a...)))
+		}
+		switch {
+		case p.Name == "":
+			bad("name", "missing: every projection needs a name")
+		case projections.ValidName(p.Name) != nil:
+			bad("name", "%q: use letters, digits, '_' and '-', starting with a letter", p.Name)
+		default:
+			if j, dup := first[p.Name]; dup {
+				bad("name", "duplicate name %q (also projections[%d])", p.Name, j)
+			} else {
+				first[p.Name] = i
+			}
+		}
+		if len(p.Filters) == 0 {
+			bad("filters", "missing: name at least one filter, such as \"users.>\"")
+		}
+		for j, f := range p.Filters {
+			if _, err := subjects.ParseFilter(f); err != nil {
+				errs = append(errs, fmt.Errorf("%s%s.filters[%d]: %w", p.at("filters"), where, j, err))
+			}
+		}
+		switch p.ReadModel {
+		case readModelSQLite:
+			if p.Bucket != "" {
+				bad("bucket", "only for read_model kv")
+			}
+			if p.Table != "" {
+				if err := projections.ValidTable(p.Table); err != nil {
+					bad("table", "%v", err)
+				}
+			}
+		case readModelKV:
+			if p.Table != "" {
+				bad("table", "only for read_model sqlite")
+			}
+			if p.Database != "" {
+				bad("database", "only for read_model sqlite")
+			}
+			if p.Bucket != "" {
+				if err := projections.ValidBucket(p.Bucket); err != nil {
+					bad("bucket", "%v", err)
+				}
+			}
+		case "":
+			bad("read_model", "missing: sqlite or kv")
+		default:
+			bad("read_model", "unknown read model %q (want sqlite or kv)", p.ReadModel)
+		}
+		for j, d := range p.Delete {
+			if d == "" || strings.ContainsAny(d, ".*> \t") {
+				errs = append(errs, fmt.Errorf("%s%s.delete[%d]: %q is not an event name (one subject token)", p.at("delete"), where, j, d))
+			}
+		}
+	}
+	return errs
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/jetsource/jetsource/embedded"
 	"github.com/jetsource/jetsource/jetstore"
+	"github.com/jetsource/jetsource/projections"
 )
 
 func (m *Main) newServeCmd(g *globals) *cobra.Command {
@@ -96,6 +98,9 @@ type Serve struct {
 	srv *embedded.Server
 	nc  *nats.Conn
 	log *slog.Logger
+	// The configured projections, when there are any.
+	runner *projections.Runner
+	projs  *projectionSet
 }
 
 // StartServe starts the embedded server and provisions the stream.
@@ -147,14 +152,55 @@ func StartServe(ctx context.Context, cfg Config, log *slog.Logger) (*Serve, erro
 	if interval > 0 {
 		log.Warn("fsync is lazy: a machine crash can lose acknowledged events", "interval", interval)
 	}
-	return &Serve{srv: srv, nc: nc, log: log}, nil
+	s := &Serve{srv: srv, nc: nc, log: log}
+	if len(cfg.Projections) > 0 {
+		if err := s.startProjections(pctx, cfg, js); err != nil {
+			nc.Close()
+			srv.Shutdown()
+			return nil, fmt.Errorf("projections: %w", err)
+		}
+	}
+	return s, nil
 }
+
+// startProjections runs the configured projections next to the server.
+func (s *Serve) startProjections(ctx context.Context, cfg Config, js jetstream.JetStream) error {
+	store, err := jetstore.New(ctx, js, cfg.Stream.Name)
+	if err != nil {
+		return err
+	}
+	set, err := openProjections(ctx, cfg, js)
+	if err != nil {
+		return err
+	}
+	r, err := projections.NewRunner(store, set.projs, projections.WithLogger(s.log))
+	if err != nil {
+		set.Close()
+		return err
+	}
+	s.runner, s.projs = r, set
+	go r.Run(context.Background())
+	s.log.Info("running projections", "count", len(set.projs))
+	return nil
+}
+
+// Projections returns the runner of the configured projections (nil:
+// none configured).
+func (s *Serve) Projections() *projections.Runner { return s.runner }
 
 // URL returns the client URL of the server.
 func (s *Serve) URL() string { return s.srv.ClientURL() }
 
 // Close drains the connection and shuts the server down.
 func (s *Serve) Close() {
+	if s.runner != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := s.runner.Close(ctx); err != nil {
+			s.log.Warn("projections did not stop in time", "err", err)
+		}
+		cancel()
+		s.projs.Close()
+	}
 	if err := s.nc.Drain(); err != nil {
 		s.log.Warn("drain", "err", err)
 	}
