@@ -464,9 +464,10 @@ func (p *Publisher) send(b *batch) {
 			}
 			p.releaseLocked(u.agg)
 		}
-	case errors.Is(err, jetsource.ErrConflict) || errors.Is(err, jetsource.ErrInvalidEvent):
-		// One event's condition or id refused the whole batch: settle
-		// each unit on its own, so that each append gets its own result.
+	case refusedForOne(err) && (len(b.units) > 1 || len(b.events) > 1):
+		// One event's condition, id, size or subject may have refused the
+		// whole batch: settle each unit on its own, so that each append
+		// gets the result it would have got unbatched.
 		p.log.Debug("batch refused, settling its appends one by one", "events", len(b.events), "err", err)
 		p.settle(ctx, b)
 		p.mu.Lock()
@@ -479,6 +480,22 @@ func (p *Publisher) send(b *batch) {
 	p.inFlight--
 	p.mu.Unlock()
 	p.signal()
+}
+
+// refusedForOne reports whether err refused a batch because of what one of
+// its events is (a condition, an id, a size, a subject, a permission),
+// rather than because the server could not be reached.
+func refusedForOne(err error) bool {
+	for _, target := range []error{
+		jetsource.ErrConflict, jetsource.ErrInvalidEvent, jetsource.ErrPayloadTooLarge,
+		jetsource.ErrStreamNotFound, jetsource.ErrInvalidSubject, jetsource.ErrInvalidData,
+		jetsource.ErrPermissionDenied,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
 
 // settle appends the units of a refused batch one event at a time, the

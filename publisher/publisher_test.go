@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -391,5 +392,61 @@ func TestRestartDuringPipelinedImportLosesNothing(t *testing.T) {
 	}
 	if len(acked) != total || len(stored) != total {
 		t.Fatalf("acked %d, stored %d, want %d", len(acked), len(stored), total)
+	}
+}
+
+// One event the stream refuses (too large, or on a subject no stream
+// captures) fails alone; the others of its batch are stored.
+func TestOneBadEventDoesNotFailItsBatch(t *testing.T) {
+	srv := embeddedtest.Run(t)
+	nc := embeddedtest.Connect(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := jetstore.Provision(ctx, js, jetstore.StreamConfig{Name: "SMALL", Subjects: []string{"s.>"}, MaxMsgSize: 2048}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := jetstore.New(ctx, js, "SMALL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPublisher(t, st)
+	big := `{"pad":"` + strings.Repeat("x", 4096) + `"}`
+	for i := range 60 {
+		e := ev(t, fmt.Sprintf("s.A%d.step", i), `{}`)
+		switch i {
+		case 17:
+			e.Data = []byte(big)
+		case 31:
+			e.Subject = subjects.MustParse("elsewhere.A.step")
+		}
+		if _, err := p.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	results, err := p.Flush(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range results {
+		switch i {
+		case 17:
+			if !errors.Is(r.Err, jetsource.ErrPayloadTooLarge) {
+				t.Errorf("big event: %v, want ErrPayloadTooLarge", r.Err)
+			}
+		case 31:
+			if !errors.Is(r.Err, jetsource.ErrStreamNotFound) {
+				t.Errorf("uncaptured subject: %v, want ErrStreamNotFound", r.Err)
+			}
+		default:
+			if r.Err != nil {
+				t.Errorf("event %d: %v", i, r.Err)
+			}
+		}
+	}
+	if n := len(readAll(t, st)); n != 58 {
+		t.Errorf("stored %d events, want 58", n)
 	}
 }
