@@ -190,6 +190,11 @@ func (e Event) Validate() error {
 		if strings.ContainsFunc(a.v, isControl) {
 			return fmt.Errorf("%w: attribute %s contains a control character", ErrInvalidEvent, a.name)
 		}
+		if trimmedByReaders[a.name] && strings.TrimSpace(a.v) != a.v {
+			// CloudEvents readers trim these: stored as given, they would
+			// read back different.
+			return fmt.Errorf("%w: attribute %s %q has leading or trailing spaces", ErrInvalidEvent, a.name, a.v)
+		}
 		if !utf8.ValidString(a.v) {
 			return fmt.Errorf("%w: attribute %s is not valid UTF-8", ErrInvalidEvent, a.name)
 		}
@@ -222,6 +227,10 @@ func (e Event) Validate() error {
 	}
 	return nil
 }
+
+// trimmedByReaders are the attributes CloudEvents SDKs trim when they set
+// them.
+var trimmedByReaders = map[string]bool{"id": true, "type": true, "datacontenttype": true, "dataschema": true}
 
 var reservedAttributes = map[string]struct{}{
 	"id": {}, "source": {}, "specversion": {}, "type": {}, "subject": {}, "time": {},
