@@ -40,7 +40,12 @@ const (
 // Each condition is carried by one message of the batch as an expected
 // last subject sequence on the condition's filter, so a batch can hold at
 // most one condition more than it has events (the extra one rides on an
-// end-of-batch marker that is not stored).
+// end-of-batch marker that is not stored). In strict mode ([WithStrict])
+// the first message also expects the stream's last sequence.
+//
+// Errors: those of [jetsource.Store.AppendBatch], and in strict mode
+// [ErrStreamBusy] (matching [jetsource.ErrUnavailable]) when the stream
+// kept moving while the conditions held.
 func (s *Store) AppendBatch(ctx context.Context, events []jetsource.Event, opts ...jetsource.AppendOption) ([]jetsource.Ack, error) {
 	o, err := jetsource.ApplyAppendOptions(opts...)
 	if err != nil {
@@ -63,6 +68,11 @@ func (s *Store) AppendBatch(ctx context.Context, events []jetsource.Event, opts 
 // transaction id as it is. It is the building block of pipelined
 // publishers that coalesce independent appends into one batch (group
 // commit); applications use [Store.AppendBatch].
+//
+// It returns [jetsource.ErrInvalidOption] for an empty batch or too many
+// conditions, [jetsource.ErrBatchTooLarge] for more than
+// [jetsource.MaxBatch] events, and otherwise the errors of
+// [Store.AppendBatch].
 func (s *Store) AppendPrepared(ctx context.Context, events []jetsource.Event, conds []jetsource.Condition) ([]jetsource.Ack, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("%w: empty batch", jetsource.ErrInvalidOption)
@@ -77,10 +87,116 @@ func (s *Store) AppendPrepared(ctx context.Context, events []jetsource.Event, co
 
 // appendBatch publishes prepared events as one atomic batch with the
 // conditions; read-position conditions are resolved to exact ones first.
+// In strict mode the first message also expects the stream's last
+// sequence. A batch refused while every condition still holds is
+// attempted again, as [Store.Append] does.
 func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds []jetsource.Condition) ([]jetsource.Ack, error) {
 	if len(conds) > len(events)+1 {
 		return nil, fmt.Errorf("%w: %d conditions on %d events; a batch carries at most one condition more than it has events", jetsource.ErrInvalidOption, len(conds), len(events))
 	}
+	if _, err := s.batchMsgs(events); err != nil {
+		return nil, err
+	}
+	if len(conds) > 0 {
+		s.stats.conditioned.Add(1)
+	}
+	retries := s.conditionRetries()
+	refusals, waits := 0, 0
+	for {
+		msgs, err := s.batchMsgs(events)
+		if err != nil {
+			return nil, err
+		}
+		var exact []jetsource.Condition
+		if len(conds) > 0 {
+			streamLast, e, err := s.resolve(ctx, conds)
+			if err != nil {
+				if errors.Is(err, jetsource.ErrConflict) {
+					return s.refused(ctx, events, err)
+				}
+				return nil, err
+			}
+			exact = e
+			if s.strict {
+				// Only the first message of a batch may expect the
+				// stream's last sequence; the server checks it against
+				// the state before the batch.
+				msgs[0].Header[jetstream.ExpectedLastSeqHeader] = []string{strconv.FormatUint(streamLast, 10)}
+			}
+		}
+		if len(exact) > len(events) {
+			msgs = append(msgs, &nats.Msg{Subject: events[0].Subject.String(), Header: nats.Header{}})
+		}
+		for i, c := range exact {
+			msgs[i].Header[hdrExpSubjSeq] = []string{strconv.FormatUint(c.Sequence, 10)}
+			msgs[i].Header[hdrExpSubj] = []string{c.Filter.String()}
+		}
+		if len(conds) > 0 && s.beforePublish != nil {
+			s.beforePublish()
+		}
+		// A batch gets more time the more messages the server stages.
+		actx, cancel := context.WithTimeout(ctx, (retryFirstAttempt+time.Duration(len(msgs))*2*time.Millisecond)<<min(waits, 8))
+		first, err := s.publishBatch(actx, msgs, len(msgs) > len(events))
+		timedOut := actx.Err() != nil
+		cancel()
+		if err == nil {
+			acks := make([]jetsource.Ack, len(events))
+			for i := range events {
+				acks[i] = jetsource.Ack{Stream: s.stream, Sequence: first + uint64(i)}
+			}
+			return acks, nil
+		}
+		if cur, known, ok := conflictCurrent(err); ok {
+			// In strict mode the sequence in the refusal may be the
+			// stream's, not a filter's.
+			holds, ce := s.batchConflict(ctx, conds, cur, known && !s.strict, err)
+			if !holds {
+				return s.refused(ctx, events, ce)
+			}
+			if refusals >= retries {
+				if s.strict {
+					return nil, s.busy(refusals+1, err)
+				}
+				return s.refused(ctx, events, ce)
+			}
+			if perr := pause(ctx, refusals); perr != nil {
+				return nil, fmt.Errorf("jetstore: append batch: %w", mapErr(s.js, perr))
+			}
+			refusals++
+			s.stats.retries.Add(1)
+			continue
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == codeBatchDuplicate {
+			if acks, ok := s.storedBatch(ctx, events); ok {
+				return acks, nil
+			}
+			return nil, fmt.Errorf("%w: the batch holds an event id stored before, but not as this whole batch; nothing written: %w", jetsource.ErrInvalidEvent, err)
+		}
+		again, failure := s.refusedPublish(ctx, err, msgs[len(msgs)-1].Subject, waits, timedOut)
+		if !again {
+			return nil, fmt.Errorf("jetstore: append batch: %w", failure)
+		}
+		waits++
+		s.stats.retries.Add(1)
+	}
+}
+
+// refused reports the conflict ce of a batch, unless the batch is the
+// one stored before (a retry whose conditions its own events broke): then
+// its acks are returned as duplicates.
+func (s *Store) refused(ctx context.Context, events []jetsource.Event, ce error) ([]jetsource.Ack, error) {
+	if acks, ok := s.storedBatch(ctx, events); ok {
+		return acks, nil
+	}
+	s.stats.conflicts.Add(1)
+	return nil, ce
+}
+
+// batchMsgs returns the messages of a batch of prepared events, each with
+// its event id as message id, the first also expecting the stream; it
+// returns [jetsource.ErrPayloadTooLarge] for an event that does not fit.
+func (s *Store) batchMsgs(events []jetsource.Event) ([]*nats.Msg, error) {
 	msgs := make([]*nats.Msg, len(events), len(events)+1)
 	for i, e := range events {
 		msgs[i] = e.Msg()
@@ -92,74 +208,63 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 	// Every message of a batch goes to the same stream: checking the
 	// first one is enough.
 	msgs[0].Header[hdrExpStream] = []string{s.stream}
-	exact, err := s.resolve(ctx, conds, events)
-	if err != nil {
-		return nil, err
-	}
-	if len(exact) > len(events) {
-		msgs = append(msgs, &nats.Msg{Subject: events[0].Subject.String(), Header: nats.Header{}})
-	}
-	for i, c := range exact {
-		msgs[i].Header[hdrExpSubjSeq] = []string{strconv.FormatUint(c.Sequence, 10)}
-		msgs[i].Header[hdrExpSubj] = []string{c.Filter.String()}
-	}
-	eob := len(msgs) > len(events)
-	first, err := s.publishBatch(ctx, msgs, eob)
-	if err != nil {
-		if cur, known, ok := conflictCurrent(err); ok {
-			return nil, s.batchConflict(ctx, conds, cur, known, err)
-		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == codeBatchDuplicate {
-			if acks, ok := s.storedBatch(ctx, events); ok {
-				return acks, nil
-			}
-			return nil, fmt.Errorf("%w: the batch holds an event id stored before, but not as this whole batch; nothing written: %w", jetsource.ErrInvalidEvent, err)
-		}
-		return nil, fmt.Errorf("jetstore: append batch: %w", mapErr(s.js, err))
-	}
-	acks := make([]jetsource.Ack, len(events))
-	for i := range events {
-		acks[i] = jetsource.Ack{Stream: s.stream, Sequence: first + uint64(i)}
-	}
-	return acks, nil
+	return msgs, nil
 }
 
 // resolve turns read-position conditions into exact ones: the last
-// matching sequence now, which must not be after the read position.
-func (s *Store) resolve(ctx context.Context, conds []jetsource.Condition, events []jetsource.Event) ([]jetsource.Condition, error) {
+// matching sequence now, which must not be after the read position. In
+// strict mode it also returns the stream's last sequence.
+func (s *Store) resolve(ctx context.Context, conds []jetsource.Condition) (uint64, []jetsource.Condition, error) {
+	var reads []jetsource.Condition
+	for _, c := range conds {
+		if !c.Exact {
+			reads = append(reads, c)
+		}
+	}
+	streamLast, lasts, err := s.conditionReads(ctx, reads)
+	if err != nil {
+		return 0, nil, err
+	}
 	out := make([]jetsource.Condition, len(conds))
+	k := 0
 	for i, c := range conds {
 		if c.Exact {
 			out[i] = c
 			continue
 		}
-		last, _, err := s.lastMsg(ctx, c.Filter.String())
-		if err != nil {
-			return nil, err
-		}
+		last := lasts[k]
+		k++
 		if !c.Holds(last) {
-			return nil, c.Conflict(last, nil)
+			return 0, nil, c.Conflict(last, nil)
 		}
 		out[i] = jetsource.Condition{Filter: c.Filter, Sequence: last, Exact: true}
 	}
-	return out, nil
+	return streamLast, out, nil
 }
 
-// batchConflict finds the condition that failed and reports it.
-func (s *Store) batchConflict(ctx context.Context, conds []jetsource.Condition, cur uint64, known bool, cause error) error {
+// batchConflict finds the condition that failed and reports it. When
+// every condition was read and still holds, holds is true: the batch was
+// refused for a passing reason (the stream moved, in strict mode, or an
+// expectation on the same filter was in flight), and err is the conflict
+// to report if it is not attempted again.
+func (s *Store) batchConflict(ctx context.Context, conds []jetsource.Condition, cur uint64, known bool, cause error) (holds bool, err error) {
+	holds = len(conds) > 0
 	for _, c := range conds {
-		last, _, err := s.lastMsg(ctx, c.Filter.String())
-		if err == nil && !c.Holds(last) {
-			return c.Conflict(last, cause)
+		last, err := s.conditionLast(ctx, c.Filter.String())
+		if err != nil {
+			holds = false
+			continue
+		}
+		if !c.Holds(last) {
+			return false, c.Conflict(last, cause)
 		}
 	}
 	if len(conds) > 0 {
 		ce := conds[0].Conflict(cur, cause)
 		ce.CurrentKnown = known
-		return ce
+		return holds, ce
 	}
-	return fmt.Errorf("%w: %w", jetsource.ErrConflict, cause)
+	return false, fmt.Errorf("%w: %w", jetsource.ErrConflict, cause)
 }
 
 // storedBatch returns the acks of a batch stored before (a retry): its

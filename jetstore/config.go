@@ -137,6 +137,12 @@ func (c StreamConfig) jetStreamConfig() jetstream.StreamConfig {
 // when it exists. It returns an error matching [jetsource.ErrInvalidOption]
 // or [jetsource.ErrInvalidSubject] for a bad configuration, and the
 // server's error (wrapped) when it refuses the stream.
+//
+// While a cluster cannot place the replicas for a moment (no suitable
+// peers, no leader, no answer), Provision asks again until ctx ends (5s
+// when it has no deadline), then returns an error matching
+// [jetsource.ErrUnavailable]; that is also the answer when the cluster
+// has fewer servers than replicas.
 func Provision(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -144,7 +150,14 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (j
 	}
 	ctx, cancel := withDefaultTimeout(ctx, defaultTimeout)
 	defer cancel()
-	st, err := js.CreateOrUpdateStream(ctx, cfg.jetStreamConfig())
+	var st jetstream.Stream
+	// Creating a replicated stream waits for its leader: give the first
+	// attempt more time than a read gets.
+	err := retryFrom(ctx, time.Second, func(ctx context.Context) error {
+		var err error
+		st, err = js.CreateOrUpdateStream(ctx, cfg.jetStreamConfig())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("jetstore: provision stream %s: %w", cfg.Name, mapErr(js, err))
 	}

@@ -13,6 +13,13 @@ import (
 	"github.com/jetsource/jetsource"
 )
 
+// ErrStreamBusy is returned, wrapped together with
+// [jetsource.ErrUnavailable], by a conditioned append in strict mode
+// ([WithStrict]) whose condition still held but which could not find a
+// moment when the stream stood still: other appends kept moving the stream
+// through every attempt. Nothing was written; retrying later is safe.
+var ErrStreamBusy = errors.New("jetstore: stream busy")
+
 // JetStream API error codes that jetstore translates.
 const (
 	codeWrongLastSequence         = 10071
@@ -20,6 +27,12 @@ const (
 	codeStreamNotMatch            = 10060
 	codeMessageTooLarge           = 10054
 	codeStreamNotFound            = 10059
+	// Codes of a cluster that is electing, placing or catching up.
+	codeClusterNoPeers      = 10005
+	codeClusterNotAvailable = 10008
+	codeClusterNotLeader    = 10009
+	codeExpectedNotReady    = 10163
+	codeDuplicateInProcess  = 10158
 )
 
 // mapErr translates errors of nats.go into the sentinel errors of
@@ -43,6 +56,17 @@ func mapErr(js jetstream.JetStream, err error) error {
 			return fmt.Errorf("%w: too many transactions in flight, retry: %w", jetsource.ErrUnavailable, err)
 		case codeAtomicDisabled:
 			return fmt.Errorf("%w: the stream does not allow atomic batches (jetstore.Provision enables them): %w", jetsource.ErrInvalidOption, err)
+		case codeClusterNoPeers:
+			return fmt.Errorf("%w: the cluster has no suitable peers now: %w", jetsource.ErrUnavailable, err)
+		case codeClusterNotAvailable, codeClusterNotLeader:
+			return fmt.Errorf("%w: the cluster has no leader now: %w", jetsource.ErrUnavailable, err)
+		case codeExpectedNotReady:
+			return fmt.Errorf("%w: the stream leader is still catching up: %w", jetsource.ErrUnavailable, err)
+		case codeDuplicateInProcess:
+			return fmt.Errorf("%w: an append with the same event id is in flight: %w", jetsource.ErrUnavailable, err)
+		}
+		if apiErr.Code == 503 {
+			return fmt.Errorf("%w: %w", jetsource.ErrUnavailable, err)
 		}
 	}
 	switch {
@@ -100,4 +124,26 @@ func conflictCurrent(err error) (current uint64, known, ok bool) {
 		return 0, false, true
 	}
 	return 0, false, false
+}
+
+// transient reports whether err, as nats.go or the server returned it, is
+// a passing state of a server or cluster that is starting, electing a
+// leader, placing replicas or catching up: no responder yet, no leader
+// yet, no suitable peer yet, an append with the same id or expectation in
+// flight. Repeating the request later is safe: nothing was written.
+func transient(err error) bool {
+	// nats.go reports a JetStream API request nobody answered as
+	// ErrJetStreamNotEnabled: on a cluster that is starting, the API may
+	// not be served yet.
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case codeClusterNoPeers, codeClusterNotAvailable, codeClusterNotLeader, codeExpectedNotReady, codeDuplicateInProcess:
+			return true
+		}
+	}
+	return false
 }

@@ -667,3 +667,49 @@ func TestReadServerLostMidReadIsUnavailable(t *testing.T) {
 		t.Errorf("read %d of 20 events and was still waiting %v after the server went away; then got %v", r.n, time.Since(start), r.err)
 	}
 }
+
+func TestMapErr(t *testing.T) {
+	api := func(status, code int) error {
+		return &jetstream.APIError{Code: status, ErrorCode: jetstream.ErrorCode(code), Description: fmt.Sprintf("code %d", code)}
+	}
+	cases := []struct {
+		name      string
+		err       error
+		want      error // nil: passed through unchanged
+		transient bool
+	}{
+		{"ClusterNoPeers", api(400, 10005), jetsource.ErrUnavailable, true},
+		{"ClusterNotAvailable", api(503, 10008), jetsource.ErrUnavailable, true},
+		{"ClusterNotLeader", api(500, 10009), jetsource.ErrUnavailable, true},
+		{"ExpectedLastSeqPerSubjectNotReady", api(503, 10163), jetsource.ErrUnavailable, true},
+		{"DuplicateMessageIDInProcess", api(409, 10158), jetsource.ErrUnavailable, true},
+		{"WrappedClusterNotAvailable", fmt.Errorf("request: %w", api(503, 10008)), jetsource.ErrUnavailable, true},
+		{"InsufficientResources", api(503, 10023), jetsource.ErrUnavailable, false},
+		{"BatchTooManyInFlight", api(429, 10210), jetsource.ErrUnavailable, false},
+		{"StreamNotFound", api(404, 10059), jetsource.ErrStreamNotFound, false},
+		{"MessageTooLarge", api(400, 10054), jetsource.ErrPayloadTooLarge, false},
+		{"WrongLastSequence", api(400, 10071), nil, false},
+		{"WrongLastSequenceConstant", api(400, 10164), nil, false},
+		{"NoResponders", nats.ErrNoResponders, jetsource.ErrUnavailable, true},
+		{"JetStreamNotAnswering", jetstream.ErrJetStreamNotEnabled, jetsource.ErrUnavailable, true},
+		{"Timeout", context.DeadlineExceeded, jetsource.ErrUnavailable, false},
+		{"ConnectionClosed", nats.ErrConnectionClosed, jetsource.ErrUnavailable, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := jetstore.MapErr(c.err)
+			switch {
+			case c.want == nil && got != c.err:
+				t.Errorf("got %v, want %v unchanged", got, c.err)
+			case c.want != nil && !errors.Is(got, c.want):
+				t.Errorf("got %v, want it to match %v", got, c.want)
+			}
+			if !errors.Is(got, c.err) {
+				t.Errorf("got %v, which lost the original %v", got, c.err)
+			}
+			if tr := jetstore.Transient(c.err); tr != c.transient {
+				t.Errorf("transient: got %v, want %v", tr, c.transient)
+			}
+		})
+	}
+}

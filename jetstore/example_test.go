@@ -102,6 +102,49 @@ func ExampleStore_Append() {
 	}
 }
 
+// On a replicated stream that other clients also write to without
+// conditions (plain publishes, appends without expectations), strict mode
+// keeps a consistency boundary race-free: the append also expects the
+// stream's last sequence, and is retried while only unrelated events move
+// the stream.
+func ExampleWithStrict() {
+	nc, err := nats.Connect(nats.DefaultURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := jetstore.New(ctx, js, "EVENTS", jetstore.WithStrict())
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// Decide on the seats of show 7, then book one if no seat of show 7
+	// was booked since the read.
+	seats := subjects.MustParseFilter("shows.7.*.booked")
+	pos, err := store.LastSequence(ctx, seats)
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = store.Append(ctx, jetsource.Event{
+		Subject: subjects.MustParse("shows.7.A12.booked"),
+		Data:    []byte(`{"by":"ann"}`),
+	}, jetsource.ExpectNoneAfter(pos, seats))
+	switch {
+	case errors.Is(err, jetsource.ErrConflict):
+		fmt.Println("a seat was booked meanwhile: read again and decide again")
+	case errors.Is(err, jetstore.ErrStreamBusy):
+		fmt.Println("the stream kept moving: try again later")
+	case err != nil:
+		log.Fatal(err)
+	}
+	fmt.Printf("%+v\n", store.Stats())
+}
+
 func ExampleStore_Read() {
 	nc, err := nats.Connect(nats.DefaultURL)
 	if err != nil {

@@ -72,7 +72,7 @@ func TestRestartNeverLosesOrDuplicatesAcknowledgedEvents(t *testing.T) {
 	if !srv.SyncAlways() {
 		t.Fatal("RunDurable server does not sync every write")
 	}
-	_, js := newJetStream(t, srv, reconnecting()...)
+	nc, js := newJetStream(t, srv, reconnecting()...)
 	st := provision(t, js, jetstore.StreamConfig{Name: "EVENTS", Subjects: []string{"users.>"}}, jetstore.WithTimeout(250*time.Millisecond))
 
 	acks := &ackLog{seqs: map[string]uint64{}}
@@ -117,6 +117,21 @@ func TestRestartNeverLosesOrDuplicatesAcknowledgedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A publish of the last, unacknowledged append may still sit in the
+	// connection's reconnect buffer or the stream's queue: let it land
+	// before reading.
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	prev := lastSequence(t, reader)
+	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+		cur := lastSequence(t, reader)
+		if cur != prev {
+			prev = cur
+			return fmt.Errorf("last sequence still moving: %d", cur)
+		}
+		return nil
+	})
 	stored := readAll(t, reader, jetsource.Query{})
 	count := map[string]int{}
 	for i, e := range stored {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,6 +31,16 @@ type Store struct {
 	logger     *slog.Logger
 	apiPrefix  string
 	maxMsgSize int32
+
+	// captures are the stream's subjects when the store was opened.
+	captures []subjects.Filter
+
+	strict        bool
+	strictRetries int
+	stats         stats
+	// beforePublish, when set (by tests only), runs before each publish
+	// of a conditioned append or batch, after its reads.
+	beforePublish func()
 }
 
 var _ jetsource.Store = (*Store)(nil)
@@ -82,13 +93,16 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // New returns a store on the existing stream named stream. Options:
-// [WithTimeout], [WithSource], [WithPullBatch], [WithLogger].
+// [WithTimeout], [WithSource], [WithPullBatch], [WithLogger],
+// [WithStrict], [WithStrictRetries].
 //
+// While a cluster is still electing the stream's leader (no answer, no
+// responders, "temporarily unavailable"), New asks again until ctx ends.
 // It returns an error matching [jetsource.ErrStreamNotFound] when the
 // stream does not exist, [jetsource.ErrUnavailable] when the server does not
-// answer, and [jetsource.ErrInvalidOption] for a bad option.
+// answer in time, and [jetsource.ErrInvalidOption] for a bad option.
 func New(ctx context.Context, js jetstream.JetStream, stream string, opts ...Option) (*Store, error) {
-	s := &Store{js: js, stream: stream, source: jetsource.DefaultSource, timeout: defaultTimeout, pullBatch: 256, apiPrefix: "$JS.API."}
+	s := &Store{js: js, stream: stream, source: jetsource.DefaultSource, timeout: defaultTimeout, pullBatch: 256, apiPrefix: "$JS.API.", strictRetries: defaultStrictRetries}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
@@ -105,14 +119,75 @@ func New(ctx context.Context, js jetstream.JetStream, stream string, opts ...Opt
 	}
 	ctx, cancel := withDefaultTimeout(ctx, s.timeout)
 	defer cancel()
-	st, err := js.Stream(ctx, stream)
+	var st jetstream.Stream
+	err := retry(ctx, func(ctx context.Context) error {
+		var err error
+		st, err = js.Stream(ctx, stream)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("jetstore: open stream %q: %w", stream, mapErr(js, err))
 	}
 	info := st.CachedInfo()
 	s.direct = info.Config.AllowDirect
 	s.maxMsgSize = info.Config.MaxMsgSize
+	for _, subj := range info.Config.Subjects {
+		if f, err := subjects.ParseFilter(subj); err == nil {
+			s.captures = append(s.captures, f)
+		}
+	}
 	return s, nil
+}
+
+// captured reports whether the stream captures subject, as it was
+// configured when the store was opened.
+func (s *Store) captured(subject string) bool {
+	subj, err := subjects.Parse(subject)
+	if err != nil {
+		return false
+	}
+	for _, f := range s.captures {
+		if f.Match(subj) {
+			return true
+		}
+	}
+	return false
+}
+
+// refusedPublish decides about a publish to subject that failed with err
+// (nothing was stored): again is true when it may be sent again after a
+// pause, as the cause passes; otherwise failure is the error to return.
+//
+// Nobody answering a subject the stream captures means the stream has no
+// leader for a moment (a replicated stream electing one) or was deleted;
+// asking the stream tells which, and waits for a leader until ctx ends.
+//
+// A publish whose attempt ran out of time (timedOut) while ctx goes on is
+// sent again at once: a server that just lost the stream's leadership
+// drops a publish unanswered, and the event id makes the stream store the
+// event once however often it is sent (a resent event that the first
+// attempt stored is acknowledged as a duplicate).
+func (s *Store) refusedPublish(ctx context.Context, err error, subject string, attempt int, timedOut bool) (again bool, failure error) {
+	if timedOut && timeout(err) && ctx.Err() == nil {
+		return true, nil
+	}
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) {
+		if !s.captured(subject) {
+			return false, fmt.Errorf("%w: no stream captures the subject: %w", jetsource.ErrStreamNotFound, err)
+		}
+		if _, serr := s.streamLast(ctx); serr != nil {
+			if errors.Is(serr, jetsource.ErrStreamNotFound) {
+				return false, serr
+			}
+			return false, fmt.Errorf("%w: the stream has no leader: %w", jetsource.ErrUnavailable, err)
+		}
+	} else if !transient(err) {
+		return false, mapErr(s.js, err)
+	}
+	if perr := backoff(ctx, attempt); perr != nil {
+		return false, fmt.Errorf("%w: %w (no answer before the deadline)", jetsource.ErrUnavailable, err)
+	}
+	return true, nil
 }
 
 // Stream returns the name of the event stream.
@@ -131,7 +206,11 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 // message, with the condition's canonical filter; a read-position
 // condition ([jetsource.ExpectNoneAfter]) is first resolved to the last
 // matching sequence, which the server then checks atomically. Several
-// conditions make the append a one-event atomic batch.
+// conditions make the append a one-event atomic batch. In strict mode
+// ([WithStrict]) a conditioned append also expects the stream's last
+// sequence and is retried while the stream moves but the condition holds;
+// it then may also fail with [ErrStreamBusy] (which matches
+// [jetsource.ErrUnavailable]).
 func (s *Store) Append(ctx context.Context, e jetsource.Event, opts ...jetsource.AppendOption) (jetsource.Ack, error) {
 	o, err := jetsource.ApplyAppendOptions(opts...)
 	if err != nil {
@@ -164,48 +243,180 @@ func (s *Store) Append(ctx context.Context, e jetsource.Event, opts ...jetsource
 	if err := s.checkSize(msg, e); err != nil {
 		return jetsource.Ack{}, err
 	}
-	popts := []jetstream.PublishOpt{jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(s.stream)}
+	if len(conds) == 0 {
+		return s.publish(ctx, e, msg, jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(s.stream))
+	}
+	return s.appendConditioned(ctx, e, msg, conds[0])
+}
+
+// publish publishes one message, again while the stream has no leader
+// or an append with the same id is in flight, until ctx ends.
+func (s *Store) publish(ctx context.Context, e jetsource.Event, msg *nats.Msg, opts ...jetstream.PublishOpt) (jetsource.Ack, error) {
 	for attempt := 0; ; attempt++ {
-		var c jetsource.Condition
-		if len(conds) == 1 {
-			c = conds[0]
-			expected := c.Sequence
-			if !c.Exact {
-				last, _, err := s.lastMsg(ctx, c.Filter.String())
-				if err != nil {
-					return jetsource.Ack{}, err
-				}
-				if !c.Holds(last) {
-					return s.conflict(ctx, e, c, last, true, nil)
-				}
-				expected = last
-			}
-			popts = append(popts[:2], jetstream.WithExpectLastSequenceForSubject(expected, c.Filter.String()))
-		}
-		before := s.js.Conn().LastError()
-		ack, err := s.js.PublishMsg(ctx, msg, popts...)
-		if err != nil {
-			err = denied(s.js.Conn(), err, before, msg.Subject)
-		}
+		ack, timedOut, err := s.publishAttempt(ctx, msg, attempt, opts...)
 		if err == nil {
-			return jetsource.Ack{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+			return ack, nil
+		}
+		if again, failure := s.refusedPublish(ctx, err, msg.Subject, attempt, timedOut); !again {
+			return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, failure)
+		}
+	}
+}
+
+// publishAttempt publishes msg once and returns the server's
+// acknowledgement or its unmapped error. The attempt gets
+// retryFirstAttempt to be answered, doubled for each earlier attempt
+// (within ctx); timedOut tells that this time ran out.
+func (s *Store) publishAttempt(ctx context.Context, msg *nats.Msg, attempt int, opts ...jetstream.PublishOpt) (ack jetsource.Ack, timedOut bool, err error) {
+	actx, cancel := context.WithTimeout(ctx, retryFirstAttempt<<min(attempt, 8))
+	defer cancel()
+	before := s.js.Conn().LastError()
+	pa, err := s.js.PublishMsg(actx, msg, opts...)
+	if err != nil {
+		return jetsource.Ack{}, actx.Err() != nil, denied(s.js.Conn(), err, before, msg.Subject)
+	}
+	return jetsource.Ack{Stream: pa.Stream, Sequence: pa.Sequence, Duplicate: pa.Duplicate}, false, nil
+}
+
+// appendConditioned publishes one event under one condition.
+//
+// Each attempt reads what the condition needs (the last matching sequence
+// for a read position; in strict mode first the stream's last sequence L,
+// and everything from the stream leader), checks the condition, and
+// publishes with the expected subject sequence on the condition's filter
+// (and, strict, the expected stream sequence L). When the server refuses,
+// the filter is read again: a condition that no longer holds is a
+// conflict, one that still holds (the stream moved elsewhere, or an
+// expectation on the same filter was in flight) is attempted again after a
+// short random pause. A stream without a leader for a moment is waited
+// for until ctx ends.
+func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *nats.Msg, c jetsource.Condition) (jetsource.Ack, error) {
+	s.stats.conditioned.Add(1)
+	filter := c.Filter.String()
+	retries := s.conditionRetries()
+	refusals, waits := 0, 0
+	for {
+		opts := []jetstream.PublishOpt{jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(s.stream)}
+		var reads []jetsource.Condition
+		if !c.Exact {
+			reads = []jetsource.Condition{c}
+		}
+		streamLast, lasts, err := s.conditionReads(ctx, reads)
+		if err != nil {
+			return jetsource.Ack{}, err
+		}
+		if s.strict {
+			opts = append(opts, jetstream.WithExpectLastSequence(streamLast))
+		}
+		expected := c.Sequence
+		if !c.Exact {
+			if !c.Holds(lasts[0]) {
+				return s.conflict(ctx, e, c, lasts[0], true, nil)
+			}
+			expected = lasts[0]
+		}
+		opts = append(opts, jetstream.WithExpectLastSequenceForSubject(expected, filter))
+		if s.beforePublish != nil {
+			s.beforePublish()
+		}
+		ack, timedOut, err := s.publishAttempt(ctx, msg, waits, opts...)
+		if err == nil {
+			return ack, nil
 		}
 		cur, known, isConflict := conflictCurrent(err)
 		if !isConflict {
-			return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, mapErr(s.js, err))
-		}
-		if !known {
-			if seq, _, lerr := s.lastMsg(ctx, c.Filter.String()); lerr == nil {
-				cur, known = seq, true
+			if again, failure := s.refusedPublish(ctx, err, msg.Subject, waits, timedOut); !again {
+				return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, failure)
 			}
-		}
-		// A read-position condition whose last match moved but still
-		// lies at or before the read position holds: check again.
-		if !c.Exact && known && c.Holds(cur) && attempt < 3 {
+			waits++
+			s.stats.retries.Add(1)
 			continue
 		}
-		return s.conflict(ctx, e, c, cur, known, err)
+		// Without strict mode the sequence in the refusal is the last
+		// match of the filter; in strict mode it may be the stream's last
+		// sequence instead: read the filter.
+		if s.strict || !known {
+			if seq, lerr := s.conditionLast(ctx, filter); lerr == nil {
+				cur, known = seq, true
+			} else {
+				known = false
+			}
+		}
+		if !known || !c.Holds(cur) {
+			return s.conflict(ctx, e, c, cur, known, err)
+		}
+		// The condition still holds.
+		if refusals >= retries {
+			if s.strict {
+				return jetsource.Ack{}, s.busy(refusals+1, err)
+			}
+			return s.conflict(ctx, e, c, cur, known, err)
+		}
+		if perr := pause(ctx, refusals); perr != nil {
+			return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, mapErr(s.js, perr))
+		}
+		refusals++
+		s.stats.retries.Add(1)
 	}
+}
+
+// conditionReads reads what an attempt of a conditioned append needs:
+// the last sequence matching each of conds, and in strict mode the
+// stream's last sequence, all at once. The server's check of the expected
+// stream sequence does not depend on the order of these reads: the value
+// comes from the leader's applied state, so when the server finds the
+// stream still there, its check of each condition's filter sees exactly
+// the events up to it.
+func (s *Store) conditionReads(ctx context.Context, conds []jetsource.Condition) (streamLast uint64, lasts []uint64, err error) {
+	if len(conds) == 0 {
+		if s.strict {
+			streamLast, err = s.streamLast(ctx)
+		}
+		return streamLast, nil, err
+	}
+	var wg sync.WaitGroup
+	var lastErr error
+	if s.strict {
+		wg.Go(func() { streamLast, lastErr = s.streamLast(ctx) })
+	}
+	lasts = make([]uint64, len(conds))
+	errs := make([]error, len(conds))
+	for i, c := range conds {
+		if i == len(conds)-1 {
+			lasts[i], errs[i] = s.conditionLast(ctx, c.Filter.String())
+			break
+		}
+		wg.Go(func() { lasts[i], errs[i] = s.conditionLast(ctx, c.Filter.String()) })
+	}
+	wg.Wait()
+	if lastErr != nil {
+		return 0, nil, lastErr
+	}
+	for _, err := range errs {
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+	return streamLast, lasts, nil
+}
+
+// conditionLast returns the last sequence matching a condition's filter,
+// 0 when none does: in strict mode from the stream leader, which has
+// applied at least the stream's last sequence read before, otherwise from
+// any replica (a direct get).
+func (s *Store) conditionLast(ctx context.Context, filter string) (uint64, error) {
+	if !s.strict {
+		seq, _, err := s.lastMsg(ctx, filter)
+		return seq, err
+	}
+	m, err := s.getFrom(ctx, map[string]any{"last_by_subj": filter}, true)
+	if errors.Is(err, jetsource.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
 }
 
 func (s *Store) checkSize(msg *nats.Msg, e jetsource.Event) error {
@@ -228,6 +439,7 @@ func (s *Store) conflict(ctx context.Context, e jetsource.Event, c jetsource.Con
 			return ack, nil
 		}
 	}
+	s.stats.conflicts.Add(1)
 	ce := c.Conflict(cur, cause)
 	ce.CurrentKnown = known
 	return jetsource.Ack{}, ce
@@ -275,38 +487,86 @@ func (s *Store) getMsg(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg
 }
 
 // get runs a message-get request: a direct get when the stream allows it,
-// else the stream leader's message API. Both take wildcard filters.
+// else the stream leader's message API. Both take wildcard filters. A
+// direct get nobody answers, as on a replicated stream just created whose
+// replicas do not serve direct gets yet, falls back to the leader's
+// message API, which is asked again while the cluster has no leader, until
+// ctx ends.
+//
+// It returns [jetsource.ErrNotFound] when no message matches, and errors
+// matching [jetsource.ErrUnavailable], [jetsource.ErrPermissionDenied] or
+// [jetsource.ErrStreamNotFound].
 func (s *Store) get(ctx context.Context, req map[string]any) (*jetstream.RawStreamMsg, error) {
+	return s.getFrom(ctx, req, false)
+}
+
+// getFrom runs a message-get request as [Store.get] does, or with leader
+// on the stream leader's message API only.
+func (s *Store) getFrom(ctx context.Context, req map[string]any, leader bool) (*jetstream.RawStreamMsg, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
+	if s.direct && !leader {
+		m, err := s.directGet(ctx, body)
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return m, err
+		}
+		s.logger.Debug("no direct get responder, asking the stream leader", "stream", s.stream)
+	}
+	var m *jetstream.RawStreamMsg
+	err = retry(ctx, func(ctx context.Context) error {
+		var err error
+		m, err = s.leaderGet(ctx, body)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, jetsource.ErrNotFound) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("jetstore: get message: %w", mapErr(s.js, err))
+	}
+	return m, nil
+}
+
+// directGet runs a direct get. It returns an error matching
+// nats.ErrNoResponders, unwrapped, when nobody serves direct gets of the
+// stream.
+func (s *Store) directGet(ctx context.Context, body []byte) (*jetstream.RawStreamMsg, error) {
 	nc := s.js.Conn()
 	before := nc.LastError()
-	if s.direct {
-		subj := s.apiPrefix + "DIRECT.GET." + s.stream
-		resp, err := nc.RequestWithContext(ctx, subj, body)
-		if err != nil {
-			err = denied(nc, err, before, subj)
-			return nil, fmt.Errorf("jetstore: get message: %w", mapErr(s.js, err))
-		}
-		if len(resp.Data) == 0 && resp.Header.Get("Status") != "" {
-			switch resp.Header.Get("Status") {
-			case "404":
-				return nil, jetsource.ErrNotFound
-			default:
-				return nil, fmt.Errorf("jetstore: get message: status %s %s", resp.Header.Get("Status"), resp.Header.Get("Description"))
-			}
-		}
-		seq, _ := strconv.ParseUint(resp.Header.Get(jetstream.SequenceHeader), 10, 64)
-		ts, _ := time.Parse(time.RFC3339Nano, resp.Header.Get(jetstream.TimeStampHeaer))
-		return &jetstream.RawStreamMsg{Subject: resp.Header.Get(jetstream.SubjectHeader), Sequence: seq, Header: resp.Header, Data: resp.Data, Time: ts}, nil
-	}
-	subj := s.apiPrefix + "STREAM.MSG.GET." + s.stream
+	subj := s.apiPrefix + "DIRECT.GET." + s.stream
 	resp, err := nc.RequestWithContext(ctx, subj, body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, err
+	}
 	if err != nil {
 		err = denied(nc, err, before, subj)
 		return nil, fmt.Errorf("jetstore: get message: %w", mapErr(s.js, err))
+	}
+	if len(resp.Data) == 0 && resp.Header.Get("Status") != "" {
+		switch resp.Header.Get("Status") {
+		case "404":
+			return nil, jetsource.ErrNotFound
+		default:
+			return nil, fmt.Errorf("jetstore: get message: status %s %s", resp.Header.Get("Status"), resp.Header.Get("Description"))
+		}
+	}
+	seq, _ := strconv.ParseUint(resp.Header.Get(jetstream.SequenceHeader), 10, 64)
+	ts, _ := time.Parse(time.RFC3339Nano, resp.Header.Get(jetstream.TimeStampHeaer))
+	return &jetstream.RawStreamMsg{Subject: resp.Header.Get(jetstream.SubjectHeader), Sequence: seq, Header: resp.Header, Data: resp.Data, Time: ts}, nil
+}
+
+// leaderGet asks the stream leader's message API. It returns the
+// server's errors and nats.go's unmapped, and [jetsource.ErrNotFound]
+// when no message matches.
+func (s *Store) leaderGet(ctx context.Context, body []byte) (*jetstream.RawStreamMsg, error) {
+	nc := s.js.Conn()
+	before := nc.LastError()
+	subj := s.apiPrefix + "STREAM.MSG.GET." + s.stream
+	resp, err := nc.RequestWithContext(ctx, subj, body)
+	if err != nil {
+		return nil, denied(nc, err, before, subj)
 	}
 	var r struct {
 		Message *struct {
@@ -319,13 +579,13 @@ func (s *Store) get(ctx context.Context, req map[string]any) (*jetstream.RawStre
 		Error *jetstream.APIError `json:"error"`
 	}
 	if err := json.Unmarshal(resp.Data, &r); err != nil {
-		return nil, fmt.Errorf("jetstore: get message: %w", err)
+		return nil, fmt.Errorf("bad answer %q: %w", resp.Data, err)
 	}
 	if r.Error != nil {
 		if r.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
 			return nil, jetsource.ErrNotFound
 		}
-		return nil, fmt.Errorf("jetstore: get message: %w", mapErr(s.js, r.Error))
+		return nil, r.Error
 	}
 	if r.Message == nil {
 		return nil, jetsource.ErrNotFound
@@ -333,7 +593,7 @@ func (s *Store) get(ctx context.Context, req map[string]any) (*jetstream.RawStre
 	var hdr nats.Header
 	if len(r.Message.Header) > 0 {
 		if hdr, err = nats.DecodeHeadersMsg(r.Message.Header); err != nil {
-			return nil, fmt.Errorf("jetstore: get message: %w", err)
+			return nil, fmt.Errorf("bad message headers: %w", err)
 		}
 	}
 	return &jetstream.RawStreamMsg{Subject: r.Message.Subject, Sequence: r.Message.Sequence, Header: hdr, Data: r.Message.Data, Time: r.Message.Time}, nil
