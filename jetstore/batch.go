@@ -38,10 +38,15 @@ const (
 // stream must allow atomic publish ([Provision] enables it).
 //
 // Each condition is carried by one message of the batch as an expected
-// last subject sequence on the condition's filter, so a batch can hold at
-// most one condition more than it has events (the extra one rides on an
-// end-of-batch marker that is not stored). In strict mode ([WithStrict])
-// the first message also expects the stream's last sequence.
+// last subject sequence on the condition's filter (a literal filter on a
+// message no later than the first one written to it, since the server
+// refuses an expectation on a subject the batch already wrote). Conditions
+// that fit on no message (more conditions than events) are checked by
+// reading the filter from the stream leader after reading the stream's
+// last sequence L, and the first message then expects L: the batch is
+// stored only if nothing at all was stored since. In strict mode
+// ([WithStrict]) the first message always expects the stream's last
+// sequence.
 //
 // Errors: those of [jetsource.Store.AppendBatch], and in strict mode
 // [ErrStreamBusy] (matching [jetsource.ErrUnavailable]) when the stream
@@ -91,9 +96,6 @@ func (s *Store) AppendPrepared(ctx context.Context, events []jetsource.Event, co
 // sequence. A batch refused while every condition still holds is
 // attempted again, as [Store.Append] does.
 func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds []jetsource.Condition) ([]jetsource.Ack, error) {
-	if len(conds) > len(events)+1 {
-		return nil, fmt.Errorf("%w: %d conditions on %d events; a batch carries at most one condition more than it has events", jetsource.ErrInvalidOption, len(conds), len(events))
-	}
 	if _, err := s.batchMsgs(events); err != nil {
 		return nil, err
 	}
@@ -103,6 +105,7 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 	retries := s.conditionRetries()
 	refusals, waits := 0, 0
 	for {
+		overflow := false
 		msgs, err := s.batchMsgs(events)
 		if err != nil {
 			return nil, err
@@ -124,19 +127,45 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 				msgs[0].Header[jetstream.ExpectedLastSeqHeader] = []string{strconv.FormatUint(streamLast, 10)}
 			}
 		}
-		if len(exact) > len(events) {
-			msgs = append(msgs, &nats.Msg{Subject: events[0].Subject.String(), Header: nats.Header{}})
+		slots, over := placeConditions(events, exact)
+		if over {
+			// Conditions that fit on no message are checked here, after
+			// reading the stream's last sequence L from the leader; the
+			// first message then expects L, so the batch is stored only
+			// if nothing at all was stored since these reads.
+			overflow = true
+			retries = max(retries, s.strictRetries)
+			streamLast, err := s.streamLast(ctx)
+			if err != nil {
+				return nil, err
+			}
+			for i, c := range exact {
+				if slots[i] >= 0 {
+					continue
+				}
+				last, err := s.leaderLast(ctx, c.Filter.String())
+				if err != nil {
+					return nil, err
+				}
+				if !c.Holds(last) {
+					return s.refused(ctx, events, conds[i].Conflict(last, nil))
+				}
+			}
+			msgs[0].Header[jetstream.ExpectedLastSeqHeader] = []string{strconv.FormatUint(streamLast, 10)}
 		}
 		for i, c := range exact {
-			msgs[i].Header[hdrExpSubjSeq] = []string{strconv.FormatUint(c.Sequence, 10)}
-			msgs[i].Header[hdrExpSubj] = []string{c.Filter.String()}
+			if slots[i] < 0 {
+				continue
+			}
+			msgs[slots[i]].Header[hdrExpSubjSeq] = []string{strconv.FormatUint(c.Sequence, 10)}
+			msgs[slots[i]].Header[hdrExpSubj] = []string{c.Filter.String()}
 		}
 		if len(conds) > 0 && s.beforePublish != nil {
 			s.beforePublish()
 		}
 		// A batch gets more time the more messages the server stages.
 		actx, cancel := context.WithTimeout(ctx, (retryFirstAttempt+time.Duration(len(msgs))*2*time.Millisecond)<<min(waits, 8))
-		first, err := s.publishBatch(actx, msgs, len(msgs) > len(events))
+		first, err := s.publishBatch(actx, msgs)
 		timedOut := actx.Err() != nil
 		cancel()
 		if err == nil {
@@ -149,12 +178,12 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 		if cur, known, ok := conflictCurrent(err); ok {
 			// In strict mode the sequence in the refusal may be the
 			// stream's, not a filter's.
-			holds, ce := s.batchConflict(ctx, conds, cur, known && !s.strict, err)
+			holds, ce := s.batchConflict(ctx, conds, cur, known && !s.strict && !overflow, err)
 			if !holds {
 				return s.refused(ctx, events, ce)
 			}
 			if refusals >= retries {
-				if s.strict {
+				if s.strict || overflow {
 					return nil, s.busy(refusals+1, err)
 				}
 				return s.refused(ctx, events, ce)
@@ -299,9 +328,10 @@ type batchAck struct {
 // publishBatch sends msgs as one atomic batch and returns the sequence of
 // the first stored message. Every message but the commit is a plain
 // publish, as the protocol allows: a problem with any of them abandons the
-// batch and is reported in the answer to the commit. With eob, the last
-// message only commits and is not stored.
-func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg, eob bool) (uint64, error) {
+// batch and is reported in the answer to the commit. (The end-of-batch
+// commit, which stores no message, is not used: the server does not check
+// the expectations of a message it does not store.)
+func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
 	nc := s.js.Conn()
 	before := nc.LastError()
 	id := jetsource.NewID()
@@ -310,11 +340,7 @@ func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg, eob bool) (u
 		m.Header[hdrBatchID] = []string{id}
 		m.Header[hdrBatchSeq] = []string{strconv.Itoa(i + 1)}
 		if i == n-1 {
-			if eob {
-				m.Header[hdrBatchCommit] = []string{"eob"}
-			} else {
-				m.Header[hdrBatchCommit] = []string{"1"}
-			}
+			m.Header[hdrBatchCommit] = []string{"1"}
 		}
 		switch {
 		case i == n-1:
@@ -330,9 +356,6 @@ func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg, eob bool) (u
 				return 0, ack.Error
 			}
 			stored := n
-			if eob {
-				stored--
-			}
 			if ack.Count != stored || ack.Sequence < uint64(stored) {
 				return 0, fmt.Errorf("jetstore: batch commit stored %d of %d messages (answer %q)", ack.Count, stored, resp.Data)
 			}

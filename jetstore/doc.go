@@ -25,8 +25,11 @@
 //     not see some of its events without the others. Its conditions, one
 //     per message, are all checked at the commit against the state before
 //     the batch. Several conditions on one [Store.Append] make it a
-//     one-event batch (with an end-of-batch marker, not stored, for the
-//     extra condition).
+//     one-event batch; conditions beyond one per message are read from
+//     the stream leader and guarded by the stream's expected last
+//     sequence on the first message, so they hold as exactly as the
+//     others (at the price of a retry when anything else is stored in
+//     between).
 //
 // # Appends: what is idempotent
 //

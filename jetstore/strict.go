@@ -113,6 +113,19 @@ func (s *Store) conditionRetries() int {
 	return relaxedRetries
 }
 
+// leaderLast returns the last sequence matching filter as the stream
+// leader has it (0 when none matches).
+func (s *Store) leaderLast(ctx context.Context, filter string) (uint64, error) {
+	m, err := s.getFrom(ctx, map[string]any{"last_by_subj": filter}, true)
+	if errors.Is(err, jetsource.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
+}
+
 // busy is the error of a strict append that ran out of attempts.
 func (s *Store) busy(attempts int, cause error) error {
 	s.stats.busy.Add(1)

@@ -370,8 +370,8 @@ func testStrict(t *testing.T, env *raceEnv, replicas int) {
 		})
 
 		t.Run("ExtraCondition", func(t *testing.T) {
-			// Two conditions on one event: a batch of the event and an
-			// end-of-batch marker that carries the second condition.
+			// Two conditions on one event: one rides on the event, the
+			// other is read and guarded by the stream's last sequence.
 			aLast := f.last(t, f.subject("A.>"))
 			moved := f.publishBefore(t, f.strict, "B.renamed", 1)
 			ack := mustAppend(t, f.strict, f.subject("A.renamed"), jetsource.ExpectSequence(aLast), jetsource.ExpectNoneAfter(aLast, f.filter("C.x")))

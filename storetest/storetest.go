@@ -92,6 +92,8 @@ func Run(t *testing.T, f Features, newStore NewStore) {
 		{"BatchStoresAllContiguously", (*suite).batch},
 		{"BatchRetryIsDuplicate", (*suite).batchRetry},
 		{"BatchConditionFailureWritesNothing", (*suite).batchCondition},
+		{"EveryConditionOfAnAppendIsChecked", (*suite).everyCondition},
+		{"BatchConditionsOnSubjectsItWrites", (*suite).batchOwnSubjects},
 		{"BatchBadInputWritesNothing", (*suite).batchBadInput},
 		{"ReadersNeverSeeHalfABatch", (*suite).batchIsolation},
 	}
@@ -803,6 +805,46 @@ func (s *suite) batchCondition(t *testing.T, ctx context.Context, st jetsource.S
 	}
 	if n, _ := st.LastSequence(ctx, subjects.All()); n != pos+1 {
 		t.Fatalf("contract: a batch that fails a condition writes nothing; last %d, want %d", n, pos+1)
+	}
+}
+
+func (s *suite) everyCondition(t *testing.T, ctx context.Context, st jetsource.Store) {
+	acks := s.fill(t, ctx, st, "A.added", "B.added")
+	pos := acks[1].Sequence
+	s.fill(t, ctx, st, "C.added")
+	for name, opts := range map[string][]jetsource.AppendOption{
+		"expectation holds, boundary moved": {jetsource.ExpectSequence(acks[0].Sequence), jetsource.ExpectNoneAfter(pos, s.filter(t, "C.>"))},
+		"boundary holds, expectation stale": {jetsource.ExpectNoneAfter(pos, s.filter(t, "B.>")), jetsource.ExpectSequence(0)},
+		"last of three fails":               {jetsource.ExpectLast(s.filter(t, "B.>"), acks[1].Sequence), jetsource.ExpectNoneAfter(pos, s.filter(t, "A.>")), jetsource.ExpectLast(s.filter(t, "C.>"), 0)},
+	} {
+		_, err := st.Append(ctx, s.event(t, "A.renamed", `{}`), opts...)
+		if !errors.Is(err, jetsource.ErrConflict) {
+			t.Errorf("contract: %s: every condition of an append is checked; got %v", name, err)
+		}
+	}
+	if n, _ := st.LastSequence(ctx, subjects.All()); n != pos+1 {
+		t.Fatalf("contract: a refused append writes nothing; last %d, want %d", n, pos+1)
+	}
+	head := pos + 1
+	ack, err := st.Append(ctx, s.event(t, "A.renamed", `{}`), jetsource.ExpectSequence(acks[0].Sequence),
+		jetsource.ExpectNoneAfter(head, s.filter(t, "B.>")), jetsource.ExpectLast(s.filter(t, "C.>"), head))
+	if err != nil || ack.Sequence != head+1 {
+		t.Fatalf("contract: an append whose three conditions hold is stored; got %+v %v", ack, err)
+	}
+}
+
+func (s *suite) batchOwnSubjects(t *testing.T, ctx context.Context, st jetsource.Store) {
+	acks := s.fill(t, ctx, st, "X.step", "Y.step")
+	x, y := s.filter(t, "X.step"), s.filter(t, "Y.step")
+	evs := []jetsource.Event{s.event(t, "X.step", `{}`), s.event(t, "Y.step", `{}`), s.event(t, "X.step", `{}`)}
+	got, err := st.AppendBatch(ctx, evs, jetsource.ExpectLast(y, acks[1].Sequence), jetsource.ExpectLast(x, acks[0].Sequence))
+	if err != nil || len(got) != 3 {
+		t.Fatalf("contract: conditions on the subjects a batch writes hold against the state before it; got %+v %v", got, err)
+	}
+	_, err = st.AppendBatch(ctx, evs, jetsource.ExpectLast(y, got[1].Sequence), jetsource.ExpectLast(x, acks[0].Sequence))
+	var ce *jetsource.ConflictError
+	if !errors.As(err, &ce) || ce.Filter != x.String() {
+		t.Fatalf("contract: a stale condition on a subject the batch writes is a conflict naming it; got %v", err)
 	}
 }
 
