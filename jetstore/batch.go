@@ -104,6 +104,7 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 	}
 	retries := s.conditionRetries()
 	refusals, waits := 0, 0
+	unanswered := false // an earlier attempt may have stored the batch
 	for {
 		overflow := false
 		msgs, err := s.batchMsgs(events)
@@ -198,10 +199,14 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == codeBatchDuplicate {
 			if acks, ok := s.storedBatch(ctx, events); ok {
+				for i := range acks {
+					acks[i] = ownResend(acks[i], unanswered)
+				}
 				return acks, nil
 			}
 			return nil, fmt.Errorf("%w: the batch holds an event id stored before, but not as this whole batch; nothing written: %w", jetsource.ErrInvalidEvent, err)
 		}
+		unanswered = unanswered || timedOut
 		again, failure := s.refusedPublish(ctx, err, msgs[len(msgs)-1].Subject, waits, timedOut)
 		if !again {
 			return nil, fmt.Errorf("jetstore: append batch: %w", failure)

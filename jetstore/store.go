@@ -166,7 +166,8 @@ func (s *Store) captured(subject string) bool {
 // sent again at once: a server that just lost the stream's leadership
 // drops a publish unanswered, and the event id makes the stream store the
 // event once however often it is sent (a resent event that the first
-// attempt stored is acknowledged as a duplicate).
+// attempt stored comes back as a duplicate, which the caller is not told:
+// this call stored it).
 func (s *Store) refusedPublish(ctx context.Context, err error, subject string, attempt int, timedOut bool) (again bool, failure error) {
 	if timedOut && timeout(err) && ctx.Err() == nil {
 		return true, nil
@@ -252,15 +253,27 @@ func (s *Store) Append(ctx context.Context, e jetsource.Event, opts ...jetsource
 // publish publishes one message, again while the stream has no leader
 // or an append with the same id is in flight, until ctx ends.
 func (s *Store) publish(ctx context.Context, e jetsource.Event, msg *nats.Msg, opts ...jetstream.PublishOpt) (jetsource.Ack, error) {
+	unanswered := false
 	for attempt := 0; ; attempt++ {
 		ack, timedOut, err := s.publishAttempt(ctx, msg, attempt, opts...)
 		if err == nil {
-			return ack, nil
+			return ownResend(ack, unanswered), nil
 		}
+		unanswered = unanswered || timedOut
 		if again, failure := s.refusedPublish(ctx, err, msg.Subject, attempt, timedOut); !again {
 			return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, failure)
 		}
 	}
+}
+
+// ownResend clears Duplicate on the ack of a resent publish: when an
+// earlier attempt of the same call went unanswered, the duplicate is that
+// attempt's own event, stored by this call.
+func ownResend(ack jetsource.Ack, unanswered bool) jetsource.Ack {
+	if unanswered {
+		ack.Duplicate = false
+	}
+	return ack
 }
 
 // publishAttempt publishes msg once and returns the server's
@@ -295,6 +308,7 @@ func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *n
 	filter := c.Filter.String()
 	retries := s.conditionRetries()
 	refusals, waits := 0, 0
+	unanswered := false
 	for {
 		opts := []jetstream.PublishOpt{jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(s.stream)}
 		var reads []jetsource.Condition
@@ -321,8 +335,9 @@ func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *n
 		}
 		ack, timedOut, err := s.publishAttempt(ctx, msg, waits, opts...)
 		if err == nil {
-			return ack, nil
+			return ownResend(ack, unanswered), nil
 		}
+		unanswered = unanswered || timedOut
 		cur, known, isConflict := conflictCurrent(err)
 		if !isConflict {
 			if again, failure := s.refusedPublish(ctx, err, msg.Subject, waits, timedOut); !again {
