@@ -65,6 +65,51 @@
 // checks InsertUser. A payload that breaks it is rejected with the
 // violation as the reason.
 //
+// # Rules and reactions
+//
+// The event side of the package turns events into follow-on commands. A
+// rule file ([LoadRules], [ParseRules]; YAML or JSON) lists handlers, each
+// naming the events it reacts to (on: subject filters, optionally
+// narrowed by entities and a when expression) and what it does: send a
+// command built from a payload template (do:) or call a [Reaction]
+// registered in Go by name (go:, [Reactions]):
+//
+//	handlers:
+//	  - name: join-default-group
+//	    on: users.*.*.inserted
+//	    do:
+//	      command: AddUserToGroup
+//	      payload: {company: "${ unescape(event.tokens[1]) }", group: default, user: "${ unescape(event.tokens[2]) }"}
+//	    flag: join-default-group
+//	    when_off: pause
+//
+// Everything is checked when the file is loaded, before anything runs:
+// expressions are compiled ([ErrInvalidExpression]), a do rule may name
+// only the commands given to [WithCommands] ([ErrUnknownCommand]), a go
+// rule only the reactions given to [WithReactions] ([ErrUnknownReaction]).
+// Every problem is a [*RuleError] matching [ErrInvalidRules], with the
+// file, line and field; no rule is returned when there is one.
+//
+// A [Reactor] runs the rules ([NewReactor]): one durable worker per rule,
+// the consumer handler-<name> of a [subscriber.Subscriber], which hands
+// each matching event to [Rule.React] and sends the follow-on commands
+// through a [Sender] (a [*Client] over the bus, or a [*Processor] in the
+// same process). Delivery is at least once, and a follow-on command's id
+// is derived from the rule, the event and the command's rank
+// ([FollowOnID]), so handling an event again executes its commands once.
+// The commands carry the event's id as causation id and its correlation
+// id. A rejected command is a business outcome and the event is done
+// with; an unreachable worker, a conflict or an error retries the event
+// after the rule's backoff, up to max_deliver deliveries, then it is
+// dead-lettered; an expression that fails on an event dead-letters it at
+// once.
+//
+// A rule with a flag is gated by a feature flag read from [WithFlags] (a
+// [*flags.Set] watching its bucket in production): while the flag is off
+// the worker skips the events (when_off: skip, the default) or pauses at
+// the first one and resumes in order, without a restart, within moments
+// of the flag turning on (when_off: pause).
+//
 // # Seams
 //
 // The processor depends on small interfaces: a [Store] (Read, Append,

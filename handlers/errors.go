@@ -30,6 +30,20 @@ var (
 
 	// ErrClosed is returned by a [Server] that was closed.
 	ErrClosed = errors.New("handlers: closed")
+
+	// ErrInvalidRules is returned for a rule file that cannot be read or
+	// does not follow the format. Each problem is a [*RuleError] naming
+	// the file, the line and the field.
+	ErrInvalidRules = errors.New("handlers: invalid rules")
+
+	// ErrInvalidExpression is returned for a when, entities or payload
+	// expression that does not compile, and for one that fails on an
+	// event (then the event is dead-lettered: the failure would repeat).
+	ErrInvalidExpression = errors.New("handlers: invalid expression")
+
+	// ErrUnknownReaction is returned for a rule whose go: names no
+	// registered [Reaction].
+	ErrUnknownReaction = errors.New("handlers: unknown reaction")
 )
 
 // RejectedError is the refusal of a command, with the reasons. It matches

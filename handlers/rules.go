@@ -24,22 +24,6 @@ import (
 	"github.com/jetsource/jetsource/subscriber"
 )
 
-var (
-	// ErrInvalidRules is returned for a rule file that cannot be read or
-	// does not follow the format. Each problem is a [*RuleError] naming
-	// the file, the line and the field.
-	ErrInvalidRules = errors.New("handlers: invalid rules")
-
-	// ErrInvalidExpression is returned for a when, entities or payload
-	// expression that does not compile, and for one that fails on an
-	// event (then the event is dead-lettered: the failure would repeat).
-	ErrInvalidExpression = errors.New("handlers: invalid expression")
-
-	// ErrUnknownReaction is returned for a rule whose go: names no
-	// registered [Reaction].
-	ErrUnknownReaction = errors.New("handlers: unknown reaction")
-)
-
 // RuleError is one problem of a rule file. It matches [ErrInvalidRules]
 // and its own Err (such as [ErrUnknownCommand] or [ErrInvalidExpression]).
 type RuleError struct {

@@ -5,13 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/jetsource/jetsource"
+	"github.com/jetsource/jetsource/flags"
+	"github.com/jetsource/jetsource/handlers"
 	"github.com/jetsource/jetsource/jetstore"
 	"github.com/jetsource/jetsource/projections"
 	"github.com/jetsource/jetsource/subjects"
@@ -28,6 +34,24 @@ type Config struct {
 	// Projections are the read models that "jetsource project" and
 	// "jetsource serve" keep up to date.
 	Projections ProjectionConfigs `yaml:"projections"`
+	// Commands are the command sets "jetsource serve" serves on the
+	// command bus, and the commands served elsewhere that rules may send.
+	Commands CommandsConfig `yaml:"commands"`
+	// Handlers are the rules "jetsource serve" and "jetsource handlers"
+	// run: events in, follow-on commands out.
+	Handlers HandlersConfig `yaml:"handlers"`
+	// Flags are where the handlers read their feature flags.
+	Flags FlagsConfig `yaml:"flags"`
+
+	// file is the configuration file (empty: none); relative paths in
+	// the commands, handlers and flags sections are resolved against its
+	// directory, and inline rules are reported in it.
+	file string
+	// source is the file's text, for inline rules.
+	source []byte
+	// sets are the command sets the binary offers (nil: the built-in ones,
+	// [builtinCommandSets]).
+	sets CommandSets
 }
 
 // ServerConfig configures the embedded NATS server.
@@ -91,20 +115,38 @@ func DefaultConfig() Config {
 }
 
 // LoadConfig reads a YAML configuration file over the defaults. Unknown
-// fields are errors, so a misspelt key does not pass silently.
+// fields are errors, so a misspelt key does not pass silently. The files
+// the commands, handlers and flags sections name are loaded too, so that
+// a rule naming an unknown command or holding a bad expression is
+// reported now, with its file, line and field, before anything starts.
 func LoadConfig(path string) (Config, error) {
-	cfg := DefaultConfig()
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return cfg, fmt.Errorf("config: %w", err)
+		return DefaultConfig(), fmt.Errorf("config: %w", err)
 	}
+	cfg, err := parseConfig(path, b, nil)
+	if err != nil {
+		return cfg, err
+	}
+	if _, err := cfg.wire(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// parseConfig decodes and validates a configuration file's text over the
+// defaults, reading no other file; name is the file's path. sets are the
+// command sets offered (nil: the built-in ones).
+func parseConfig(name string, b []byte, sets CommandSets) (Config, error) {
+	cfg := DefaultConfig()
+	cfg.file, cfg.source, cfg.sets = name, b, sets
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file is the default
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+		return cfg, fmt.Errorf("config %s: %w", name, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+		return cfg, fmt.Errorf("config %s: %w", name, err)
 	}
 	return cfg, nil
 }
@@ -127,6 +169,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
 	}
 	errs = append(errs, c.Projections.validate()...)
+	errs = append(errs, c.Commands.validate(c.commandSets())...)
+	errs = append(errs, c.Handlers.validate()...)
+	errs = append(errs, c.Flags.validate()...)
 	switch c.Log.Format {
 	case "text", "json":
 	default:
@@ -314,4 +359,504 @@ func (ps ProjectionConfigs) validate() []error {
 		}
 	}
 	return errs
+}
+
+// fieldLines records where a section and its fields are, so that every
+// problem names its line.
+type fieldLines struct {
+	line  int            // of the section
+	lines map[string]int // of each field's key
+	items map[string][]int
+}
+
+// at returns "line N: " for a field (or the section), or "".
+func (l fieldLines) at(field string) string {
+	if n, ok := l.lines[field]; ok {
+		return fmt.Sprintf("line %d: ", n)
+	}
+	if l.line > 0 {
+		return fmt.Sprintf("line %d: ", l.line)
+	}
+	return ""
+}
+
+// atItem returns "line N: " for the i-th item of a list field.
+func (l fieldLines) atItem(field string, i int) string {
+	if ls := l.items[field]; i < len(ls) {
+		return fmt.Sprintf("line %d: ", ls[i])
+	}
+	return l.at(field)
+}
+
+// present reports whether the section was written in the file.
+func (l fieldLines) present() bool { return l.line > 0 }
+
+// decodeSection decodes a mapping section key by key, refusing unknown
+// and repeated keys; f decodes one value.
+func decodeSection(n *yaml.Node, section string, known []string, l *fieldLines, f func(key string, v *yaml.Node) error) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: %s: want a mapping with %s", n.Line, section, strings.Join(known, ", "))
+	}
+	*l = fieldLines{line: n.Line, lines: map[string]int{}, items: map[string][]int{}}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || !slices.Contains(known, k.Value) {
+			return fmt.Errorf("line %d: %s: field %s not found (known: %s)", k.Line, section, k.Value, strings.Join(known, ", "))
+		}
+		if prev, dup := l.lines[k.Value]; dup {
+			return fmt.Errorf("line %d: %s.%s: given twice (also line %d)", k.Line, section, k.Value, prev)
+		}
+		l.lines[k.Value] = k.Line
+		if v.Kind == yaml.SequenceNode {
+			for _, item := range v.Content {
+				l.items[k.Value] = append(l.items[k.Value], item.Line)
+			}
+		}
+		if err := f(k.Value, v); err != nil {
+			return fmt.Errorf("line %d: %s.%s: %w", v.Line, section, k.Value, err)
+		}
+	}
+	return nil
+}
+
+// decodeString decodes a scalar string.
+func decodeString(v *yaml.Node, out *string) error {
+	if v.Kind != yaml.ScalarNode || v.ShortTag() == "!!null" {
+		return errors.New("want a string")
+	}
+	*out = v.Value
+	return nil
+}
+
+// decodeStrings decodes a list of strings.
+func decodeStrings(v *yaml.Node, out *[]string) error {
+	if v.Kind != yaml.SequenceNode {
+		return errors.New("want a list of strings")
+	}
+	list := make([]string, 0, len(v.Content))
+	for _, item := range v.Content {
+		if item.Kind != yaml.ScalarNode || item.ShortTag() == "!!null" {
+			return fmt.Errorf("line %d: want a list of strings", item.Line)
+		}
+		list = append(list, item.Value)
+	}
+	*out = list
+	return nil
+}
+
+// CommandsConfig is the commands: section: the command sets to serve on
+// the command bus and how.
+//
+//	commands:
+//	  sets: [example]           # command sets built into the binary
+//	  remote: [NotifyUser]      # commands served by other processes, for rules
+//	  prefix: cmd               # subjects cmd.<name> (default cmd)
+//	  queue: jetsource-commands # queue group of the workers (the default)
+//	  concurrency: 64           # commands executed at once (default 64)
+//	  schemas: ./schemas        # optional: JSON Schemas of payloads, <Name>.json
+type CommandsConfig struct {
+	// Sets names the command sets to serve, each registered by name in
+	// the binary ([builtinCommandSets]: example).
+	Sets []string
+	// Remote names commands that other processes serve and that rules
+	// may send.
+	Remote []string
+	// Prefix is the first token(s) of command subjects (default cmd).
+	Prefix string
+	// Queue is the queue group of the command workers (default
+	// jetsource-commands).
+	Queue string
+	// Concurrency is how many commands are executed at once (0: 64).
+	Concurrency int
+	// Schemas is a directory of JSON Schemas checking command payloads,
+	// one file per command name (relative to the configuration file).
+	Schemas string
+
+	fieldLines
+}
+
+var commandsFields = []string{"sets", "remote", "prefix", "queue", "concurrency", "schemas"}
+
+// UnmarshalYAML decodes the section, refusing unknown keys.
+func (c *CommandsConfig) UnmarshalYAML(n *yaml.Node) error {
+	var out CommandsConfig
+	err := decodeSection(n, "commands", commandsFields, &out.fieldLines, func(key string, v *yaml.Node) error {
+		switch key {
+		case "sets":
+			return decodeStrings(v, &out.Sets)
+		case "remote":
+			return decodeStrings(v, &out.Remote)
+		case "prefix":
+			return decodeString(v, &out.Prefix)
+		case "queue":
+			return decodeString(v, &out.Queue)
+		case "concurrency":
+			if err := v.Decode(&out.Concurrency); err != nil {
+				return errors.New("want a whole number")
+			}
+		case "schemas":
+			return decodeString(v, &out.Schemas)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
+// prefix returns the subject prefix of commands.
+func (c CommandsConfig) prefix() string {
+	if c.Prefix == "" {
+		return handlers.DefaultPrefix
+	}
+	return c.Prefix
+}
+
+// queue returns the queue group of command workers.
+func (c CommandsConfig) queue() string {
+	if c.Queue == "" {
+		return handlers.DefaultQueue
+	}
+	return c.Queue
+}
+
+// validate reports every problem of the section with its line and field.
+func (c CommandsConfig) validate(sets CommandSets) []error {
+	var errs []error
+	bad := func(at, field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%scommands.%s: %s", at, field, fmt.Sprintf(format, a...)))
+	}
+	known := slices.Sorted(maps.Keys(sets))
+	seen := map[string]bool{}
+	for i, name := range c.Sets {
+		field := fmt.Sprintf("sets[%d]", i)
+		switch {
+		case sets[name] == nil:
+			bad(c.atItem("sets", i), field, "unknown command set %q (this binary has: %s)", name, strings.Join(known, ", "))
+		case seen[name]:
+			bad(c.atItem("sets", i), field, "command set %q is named twice", name)
+		}
+		seen[name] = true
+	}
+	for i, name := range c.Remote {
+		if err := handlers.ValidName(name); err != nil {
+			bad(c.atItem("remote", i), fmt.Sprintf("remote[%d]", i), "%v", err)
+		}
+	}
+	if c.Prefix != "" {
+		if s, err := subjects.Parse(c.Prefix); err != nil || s.String() != c.Prefix {
+			bad(c.at("prefix"), "prefix", "%q must be literal subject tokens, such as cmd or app.cmd", c.Prefix)
+		}
+	}
+	if c.Queue != "" && (strings.ContainsFunc(c.Queue, unicode.IsSpace) || strings.ContainsAny(c.Queue, "*>")) {
+		bad(c.at("queue"), "queue", "%q: a queue group has no spaces or wildcards", c.Queue)
+	}
+	if c.Concurrency < 0 {
+		bad(c.at("concurrency"), "concurrency", "%d is negative", c.Concurrency)
+	}
+	if c.present() && len(c.Sets) == 0 && len(c.Remote) == 0 {
+		bad(c.at("sets"), "sets", "missing: name the command sets to serve (this binary has: %s) or the commands served elsewhere (remote)", strings.Join(known, ", "))
+	}
+	return errs
+}
+
+// HandlersConfig is the handlers: section: the rules that react to events
+// with follow-on commands, from a rule file or inline.
+//
+//	handlers:
+//	  file: handlers.yaml       # a rule file (relative to this file)
+//
+//	handlers:
+//	  rules:                    # or the rules themselves
+//	    - name: join-default-group
+//	      on: users.*.*.inserted
+//	      do: {command: AddUserToGroup, payload: {...}}
+//
+// The rule format is that of [handlers.ParseRules]. A do rule may send
+// the commands of commands.sets and commands.remote, no others.
+type HandlersConfig struct {
+	// File is the rule file (relative to the configuration file).
+	File string
+	// rules is the key of the inline rules (nil: none); flow tells that
+	// the section is written in flow style.
+	rules *yaml.Node
+	flow  bool
+
+	fieldLines
+}
+
+var handlersFields = []string{"file", "rules"}
+
+// UnmarshalYAML decodes the section, refusing unknown keys.
+func (h *HandlersConfig) UnmarshalYAML(n *yaml.Node) error {
+	var out HandlersConfig
+	err := decodeSection(n, "handlers", handlersFields, &out.fieldLines, func(key string, v *yaml.Node) error {
+		switch key {
+		case "file":
+			return decodeString(v, &out.File)
+		case "rules":
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i+1] == v {
+					out.rules = n.Content[i]
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	out.flow = n.Style&yaml.FlowStyle != 0
+	*h = out
+	return nil
+}
+
+// configured reports whether the section names rules.
+func (h HandlersConfig) configured() bool { return h.File != "" || h.rules != nil }
+
+// validate reports every problem of the section with its line and field.
+func (h HandlersConfig) validate() []error {
+	var errs []error
+	switch {
+	case h.File != "" && h.rules != nil:
+		errs = append(errs, fmt.Errorf("%shandlers.rules: give a rule file or inline rules, not both", h.at("rules")))
+	case h.present() && !h.configured():
+		errs = append(errs, fmt.Errorf("%shandlers: missing: a rule file (file) or inline rules (rules)", h.at("")))
+	case h.rules != nil && h.flow:
+		errs = append(errs, fmt.Errorf("%shandlers: write the section with inline rules in block style (one key per line)", h.at("")))
+	}
+	return errs
+}
+
+// FlagsConfig is the flags: section: where the handlers read feature
+// flags.
+//
+//	flags:
+//	  file: flags.yaml          # defaults and descriptions (relative to this file)
+//	  bucket: jetsource_flags   # KV bucket of the values set at run time (the default)
+type FlagsConfig struct {
+	// File is the flag file of defaults (relative to the configuration
+	// file; see [flags.ParseFile]).
+	File string
+	// Bucket is the key-value bucket of the values set with "jetsource
+	// flags set" (default jetsource_flags).
+	Bucket string
+
+	fieldLines
+}
+
+var flagsFields = []string{"file", "bucket"}
+
+// UnmarshalYAML decodes the section, refusing unknown keys.
+func (f *FlagsConfig) UnmarshalYAML(n *yaml.Node) error {
+	var out FlagsConfig
+	err := decodeSection(n, "flags", flagsFields, &out.fieldLines, func(key string, v *yaml.Node) error {
+		switch key {
+		case "file":
+			return decodeString(v, &out.File)
+		case "bucket":
+			return decodeString(v, &out.Bucket)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	*f = out
+	return nil
+}
+
+// bucket returns the flag bucket.
+func (f FlagsConfig) bucket() string {
+	if f.Bucket == "" {
+		return flags.DefaultBucket
+	}
+	return f.Bucket
+}
+
+// validate reports every problem of the section with its line and field.
+func (f FlagsConfig) validate() []error {
+	if f.Bucket != "" && !validBucketName(f.Bucket) {
+		return []error{fmt.Errorf("%sflags.bucket: %q: use letters, digits, '_' and '-'", f.at("bucket"), f.Bucket)}
+	}
+	return nil
+}
+
+func validBucketName(b string) bool {
+	if b == "" || len(b) > 200 {
+		return false
+	}
+	for _, c := range []byte(b) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// resolve returns a path of the configuration relative to its file's
+// directory (as given when absolute or without a file).
+func (c Config) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.file == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.file), p)
+}
+
+// commandSets returns the command sets the binary offers.
+func (c Config) commandSets() CommandSets {
+	if c.sets != nil {
+		return c.sets
+	}
+	return builtinCommandSets()
+}
+
+// wiring is what the commands, handlers and flags sections make, built
+// before anything starts so that a bad section starts nothing.
+type wiring struct {
+	// registry holds the commands of commands.sets (nil: none).
+	registry *handlers.Registry
+	schemas  *jetsource.Schemas
+	// rules are the compiled handlers (none: no handlers section).
+	rules []*handlers.Rule
+	// flagDefs are the flag file's defaults.
+	flagDefs flags.Definitions
+}
+
+// flagged reports whether a rule is gated by a flag.
+func (w *wiring) flagged() bool {
+	for _, r := range w.rules {
+		if r.Flag != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// wire builds the command registry, compiles the rules (which may send
+// the commands of the sets and the remote ones) and loads the flag file
+// and payload schemas. Its errors name the file, line and field.
+func (c Config) wire() (*wiring, error) {
+	w := &wiring{}
+	var errs []error
+	sets := c.commandSets()
+	var names []string
+	if len(c.Commands.Sets) > 0 {
+		w.registry = handlers.NewRegistry()
+		for i, name := range c.Commands.Sets {
+			register := sets[name]
+			if register == nil {
+				errs = append(errs, fmt.Errorf("%scommands.sets[%d]: unknown command set %q", c.Commands.atItem("sets", i), i, name))
+				continue
+			}
+			if err := register(w.registry); err != nil {
+				errs = append(errs, fmt.Errorf("%scommands.sets[%d]: command set %s: %w", c.Commands.atItem("sets", i), i, name, err))
+			}
+		}
+		names = w.registry.Names()
+	}
+	if c.Commands.Schemas != "" {
+		s, err := jetsource.LoadSchemas(c.resolve(c.Commands.Schemas))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%scommands.schemas: %w", c.Commands.at("schemas"), err))
+		}
+		w.schemas = s
+	}
+	if c.Flags.File != "" {
+		defs, err := flags.LoadFile(c.resolve(c.Flags.File))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%sflags.file: %w", c.Flags.at("file"), err))
+		}
+		w.flagDefs = defs
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	reactions, err := builtinReactions()
+	if err != nil {
+		return nil, err
+	}
+	opts := []handlers.RuleOption{handlers.WithCommands(append(names, c.Commands.Remote...)...), handlers.WithReactions(reactions)}
+	switch {
+	case c.Handlers.File != "":
+		rules, err := handlers.LoadRules(c.resolve(c.Handlers.File), opts...)
+		if err != nil {
+			return nil, fmt.Errorf("%shandlers.file: %w", c.Handlers.at("file"), err)
+		}
+		w.rules = rules
+	case c.Handlers.rules != nil:
+		rules, err := handlers.ParseRules(c.file, inlineRules(c.source, c.Handlers.rules), opts...)
+		if err != nil {
+			return nil, inlineRuleErrors(err)
+		}
+		w.rules = rules
+	}
+	return w, nil
+}
+
+// inlineRules returns the text of a rule file equivalent to the inline
+// rules under key (handlers.rules) of the configuration src: every line
+// outside them blanked, so that each keeps its number, and the key's
+// line starting with "handlers:" instead of "rules:". The rules are the
+// lines after the key that are indented more than it (or as much, when
+// they are items of a list), with blank and comment lines among them.
+func inlineRules(src []byte, key *yaml.Node) []byte {
+	lines := strings.Split(string(src), "\n")
+	first, indent := key.Line-1, key.Column-1
+	out := make([]string, len(lines))
+	if first < 0 || first >= len(lines) || indent < 0 || indent >= len(lines[first]) {
+		return []byte("handlers:\n")
+	}
+	rest := lines[first][indent:]
+	colon := strings.IndexByte(rest, ':')
+	if colon < 0 {
+		return []byte("handlers:\n")
+	}
+	out[first] = "handlers:" + rest[colon+1:]
+	for i := first + 1; i < len(lines); i++ {
+		l := strings.TrimRight(lines[i], "\r")
+		t := strings.TrimLeft(l, " ")
+		in := len(l) - len(t)
+		switch {
+		case t == "" || strings.HasPrefix(t, "#"):
+		case in > indent, in == indent && (t == "-" || strings.HasPrefix(t, "- ")):
+		default:
+			return []byte(strings.Join(out, "\n"))
+		}
+		out[i] = l
+	}
+	return []byte(strings.Join(out, "\n"))
+}
+
+// inlineRuleErrors renames the fields of rule errors found in inline
+// rules from handlers[i] to handlers.rules[i].
+func inlineRuleErrors(err error) error {
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		if _, rule := err.(*handlers.RuleError); !rule {
+			list = j.Unwrap()
+		}
+	}
+	if list == nil {
+		list = []error{err}
+	}
+	out := make([]error, 0, len(list))
+	for _, e := range list {
+		re, ok := e.(*handlers.RuleError)
+		if !ok {
+			out = append(out, e)
+			continue
+		}
+		c := *re
+		switch {
+		case c.Field == "handlers":
+			c.Field = "handlers.rules"
+		case strings.HasPrefix(c.Field, "handlers["):
+			c.Field = "handlers.rules" + strings.TrimPrefix(c.Field, "handlers")
+		}
+		out = append(out, &c)
+	}
+	return errors.Join(out...)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jetsource/jetsource/embedded"
+	"github.com/jetsource/jetsource/flags"
+	"github.com/jetsource/jetsource/handlers"
 	"github.com/jetsource/jetsource/jetstore"
 	"github.com/jetsource/jetsource/projections"
 )
@@ -39,14 +42,34 @@ A config file names the subject roots explicitly:
   stream:
     name: EVENTS
     subjects: ["orders.>", "customers.>"]
-    duplicates: 2m`,
+    duplicates: 2m
+
+The same file may run workers next to the server, started in this order
+once the stream is provisioned, and stopped in reverse on SIGINT or SIGTERM:
+
+  commands:                   # command workers on the bus (cmd.<name>)
+    sets: [example]           # command sets built into this binary
+  projections: [...]          # read models (see "jetsource project --help")
+  handlers:
+    file: handlers.yaml       # rules: events in, follow-on commands out
+  flags:
+    file: flags.yaml          # flag defaults; values set at run time live in
+    bucket: jetsource_flags   # this bucket and take effect without a restart
+
+Paths are relative to the config file. The whole file is checked before the
+server starts: an unknown command set, a rule naming an unknown command or a
+bad expression stops serve with the file, line and field. Without a config
+file serve runs no command workers and no handlers.
+
+  jetsource serve --config testdata/example/config.yaml   # the example domain`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := DefaultConfig()
 			if configFile != "" {
 				var err error
 				if cfg, err = LoadConfig(configFile); err != nil {
-					return err
+					// Exit 1, also when the message names an unknown command.
+					return exitCodeError{code: exitError, err: err}
 				}
 			}
 			fl := cmd.Flags()
@@ -74,7 +97,7 @@ A config file names the subject roots explicitly:
 			log := m.logger(cfg.Log.Level, cfg.Log.Format)
 			s, err := StartServe(cmd.Context(), cfg, log)
 			if err != nil {
-				return err
+				return exitCodeError{code: exitError, err: err}
 			}
 			<-cmd.Context().Done()
 			log.Info("shutting down")
@@ -93,20 +116,29 @@ A config file names the subject roots explicitly:
 }
 
 // Serve is a running "jetsource serve": the embedded server with the
-// event stream provisioned.
+// event stream provisioned, and the workers the configuration asks for.
 type Serve struct {
-	srv *embedded.Server
-	nc  *nats.Conn
-	log *slog.Logger
-	// The configured projections, when there are any.
-	runner *projections.Runner
-	projs  *projectionSet
+	srv  *embedded.Server
+	nc   *nats.Conn
+	log  *slog.Logger
+	work *workers
 }
 
-// StartServe starts the embedded server and provisions the stream.
+// StartServe checks the configuration's commands, handlers and flags
+// sections (a bad one starts nothing), starts the embedded server,
+// provisions the stream, and then starts, in this order: the command
+// workers of commands.sets, the projections, the flag watcher and the
+// handlers (see startWorkers). [Serve.Close] stops them in reverse.
 func StartServe(ctx context.Context, cfg Config, log *slog.Logger) (*Serve, error) {
 	interval, err := cfg.syncInterval()
 	if err != nil {
+		return nil, err
+	}
+	w, err := cfg.wire()
+	if err != nil {
+		if cfg.file != "" {
+			return nil, fmt.Errorf("config %s: %w", cfg.file, err)
+		}
 		return nil, err
 	}
 	opts := []embedded.Option{
@@ -152,56 +184,38 @@ func StartServe(ctx context.Context, cfg Config, log *slog.Logger) (*Serve, erro
 	if interval > 0 {
 		log.Warn("fsync is lazy: a machine crash can lose acknowledged events", "interval", interval)
 	}
-	s := &Serve{srv: srv, nc: nc, log: log}
-	if len(cfg.Projections) > 0 {
-		if err := s.startProjections(pctx, cfg, js); err != nil {
-			nc.Close()
-			srv.Shutdown()
-			return nil, fmt.Errorf("projections: %w", err)
-		}
-	}
-	return s, nil
-}
-
-// startProjections runs the configured projections next to the server.
-func (s *Serve) startProjections(ctx context.Context, cfg Config, js jetstream.JetStream) error {
-	store, err := jetstore.New(ctx, js, cfg.Stream.Name)
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second+startFlagsTimeout)
+	defer wcancel()
+	work, err := startWorkers(wctx, nc, js, cfg, w, workerParts{commands: true, projections: true, handlers: true}, log)
 	if err != nil {
-		return err
+		nc.Close()
+		srv.Shutdown()
+		return nil, err
 	}
-	set, err := openProjections(ctx, cfg, js)
-	if err != nil {
-		return err
-	}
-	r, err := projections.NewRunner(store, set.projs, projections.WithLogger(s.log))
-	if err != nil {
-		set.Close()
-		return err
-	}
-	s.runner, s.projs = r, set
-	go r.Run(context.Background())
-	s.log.Info("running projections", "count", len(set.projs))
-	return nil
+	return &Serve{srv: srv, nc: nc, log: log, work: work}, nil
 }
 
 // Projections returns the runner of the configured projections (nil:
 // none configured).
-func (s *Serve) Projections() *projections.Runner { return s.runner }
+func (s *Serve) Projections() *projections.Runner { return s.work.runner }
+
+// Reactor returns the reactor of the configured handlers (nil: none
+// configured).
+func (s *Serve) Reactor() *handlers.Reactor { return s.work.reactor }
+
+// Flags returns the flag set the handlers read (nil: no handler needs
+// flags).
+func (s *Serve) Flags() *flags.Set { return s.work.flags }
 
 // URL returns the client URL of the server.
 func (s *Serve) URL() string { return s.srv.ClientURL() }
 
-// Close drains the connection and shuts the server down.
+// Close stops the workers in the reverse order of their start (handlers,
+// flag watcher, projections, command workers), drains the connection and
+// shuts the server down. It is idempotent.
 func (s *Serve) Close() {
-	if s.runner != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := s.runner.Close(ctx); err != nil {
-			s.log.Warn("projections did not stop in time", "err", err)
-		}
-		cancel()
-		s.projs.Close()
-	}
-	if err := s.nc.Drain(); err != nil {
+	s.work.Close()
+	if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		s.log.Warn("drain", "err", err)
 	}
 	s.srv.Shutdown()
