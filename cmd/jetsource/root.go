@@ -91,11 +91,13 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	}
 }
 
-// isCobraUsage recognises cobra's own argument and flag errors.
+// isCobraUsage recognises cobra's own argument and flag errors, which
+// begin with these words (errors of jetsource's own that merely contain
+// them, such as a rule naming an unknown command, are not usage errors).
 func isCobraUsage(err error) bool {
 	s := err.Error()
 	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "requires at most", "bad flag syntax"} {
-		if strings.Contains(s, p) {
+		if strings.HasPrefix(s, p) {
 			return true
 		}
 	}
@@ -116,7 +118,8 @@ Start an embedded server with "jetsource serve", then append and read events
 with the other commands against it (or against any NATS server with JetStream,
 via --server or NATS_URL).
 
-Exit codes: 0 success, 1 error, 2 usage error, 3 concurrency conflict.`,
+Exit codes: 0 success, 1 error, 2 usage error, 3 concurrency conflict,
+4 command rejected (jetsource command).`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
