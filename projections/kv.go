@@ -200,6 +200,11 @@ func (p *KVProjection) openBucket(ctx context.Context, bucket string, create boo
 	if errors.Is(err, jetstream.ErrBucketNotFound) && create {
 		_, err = p.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, Replicas: max(p.def.Replicas, 1), Storage: p.storage(),
 			Description: "jetsource projection " + p.def.Name})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			// Created meanwhile by another process (and perhaps already
+			// switched to atomic batches, so its config differs).
+			_, err = p.js.KeyValue(ctx, bucket)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("projections: %s: bucket %s: %w", p.def.Name, bucket, err)

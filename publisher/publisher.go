@@ -464,7 +464,7 @@ func (p *Publisher) send(b *batch) {
 			}
 			p.releaseLocked(u.agg)
 		}
-	case refusedForOne(err) && (len(b.units) > 1 || len(b.events) > 1):
+	case refusedForOne(err):
 		// One event's condition, id, size or subject may have refused the
 		// whole batch: settle each unit on its own, so that each append
 		// gets the result it would have got unbatched.
