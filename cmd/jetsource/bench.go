@@ -124,7 +124,7 @@ Target: ratio >= 0.9.`,
 	f.IntVar(&events, "events", 8000, "events per round and side")
 	f.IntVar(&concurrency, "concurrency", 16, "concurrent writers, one aggregate each")
 	f.IntVar(&size, "size", 128, "bytes of JSON data per event")
-	f.IntVar(&rounds, "rounds", 2, "rounds per side (alternating raw and jetsource)")
+	f.IntVar(&rounds, "rounds", 6, "rounds per side (alternating raw and jetsource)")
 	f.BoolVar(&lazy, "lazy", false, "also measure on a server that syncs every second")
 	return cmd
 }

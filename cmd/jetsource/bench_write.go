@@ -47,7 +47,7 @@ func (b *benchFlags) register(cmd *cobra.Command, events int) {
 	f := cmd.Flags()
 	f.BoolVar(&b.asJSON, "json", false, "print one JSON line per scenario (same as --output json)")
 	f.IntVar(&b.events, "events", events, "events per round and side")
-	f.IntVar(&b.rounds, "rounds", 2, "rounds per side (alternating raw and jetsource)")
+	f.IntVar(&b.rounds, "rounds", 4, "rounds per side (alternating raw and jetsource)")
 	f.IntVar(&b.size, "size", 128, "bytes of JSON data per event")
 }
 
@@ -101,7 +101,7 @@ batch) and "pipeline-lazy-fsync" on a server that syncs every second
 	bf.register(cmd, 50000)
 	cmd.Flags().IntVar(&aggs, "aggregates", 1000, "number of aggregates the events spread over")
 	cmd.Flags().IntVar(&bf.maxBatch, "max-batch", jetsource.MaxBatch, "events per batch at most")
-	cmd.Flags().IntVar(&bf.inFlight, "max-in-flight", 50, "batches in flight at most")
+	cmd.Flags().IntVar(&bf.inFlight, "max-in-flight", 8, "batches in flight at most (the publisher's default)")
 	return cmd
 }
 
