@@ -112,7 +112,7 @@ Scenarios:
 	f.StringVar(&sizes, "sizes", "100000,1000000", "stream sizes (events) to measure at, comma separated")
 	f.StringVar(&histories, "histories", "10,1000,10000", "history lengths of the single-aggregate scenarios, comma separated")
 	f.IntVar(&bf.aggs, "aggregates", 10000, "interleaved aggregates the stream is made of")
-	f.IntVar(&bf.samples, "samples", 200, "loads measured per scenario and side")
+	f.IntVar(&bf.samples, "samples", 400, "loads measured per scenario and side")
 	f.IntVar(&bf.size, "size", 64, "bytes of JSON data per event")
 	f.IntVar(&bf.every, "snapshot-every", state.DefaultSnapshotEvery, "snapshot every N events")
 	return cmd
