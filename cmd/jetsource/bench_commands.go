@@ -17,6 +17,7 @@ import (
 
 	"github.com/jetsource/jetsource"
 	"github.com/jetsource/jetsource/handlers"
+	"github.com/jetsource/jetsource/state"
 	"github.com/jetsource/jetsource/subjects"
 )
 
@@ -48,7 +49,7 @@ type commandBenchResult struct {
 }
 
 func (m *Main) newBenchCommandsCmd(g *globals) *cobra.Command {
-	var clients, distinct, contended, attempts int
+	var clients, distinct, contended, attempts, prefill, prefillCommands, prefillClients, prefillAggregates int
 	var asJSON, lazy bool
 	cmd := &cobra.Command{
 		Use:   "commands [--json] [--clients N]",
@@ -70,11 +71,24 @@ appends/s, their ratio, p50 and p99 latency of both, and the retry rates
 raw append (a request/reply hop and a replay of the aggregate before the
 conditional append), so the targets are a fraction of raw: 0.25 on distinct
 aggregates; on one contended aggregate the replay grows with the history,
-target 0.1.`,
+target 0.1.
+
+The prefilled scenarios ("commands-prefill-N", skipped with --prefill 0)
+append --prefill background events to one stream in batches of 1000, in
+two stages (a tenth, then all), and at each stage send commands to
+aggregates that already hold a few events and have decided before, loading
+the model with the replay of the boundary and with the snapshot loader
+(snapshots in a key-value bucket) on the same server. Each line gives the
+p50 and p99 latency of both and the ratio of the p50s: the snapshot loader
+reads only the events after its snapshot, so its latency should stay flat
+as the stream grows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if clients <= 0 || distinct <= 0 || contended <= 0 || attempts <= 0 {
 				return usagef("--clients, --distinct, --contended and --attempts must be positive")
+			}
+			if prefill < 0 || prefillCommands <= 0 || prefillClients <= 0 || prefillAggregates <= 0 {
+				return usagef("--prefill may not be negative; --prefill-commands, --prefill-clients and --prefill-aggregates must be positive")
 			}
 			if asJSON {
 				g.output = "json"
@@ -103,6 +117,13 @@ target 0.1.`,
 				}
 			}
 			m.printCommandResults(g, results)
+			if prefill > 0 {
+				pr, err := benchPrefilled(cmd.Context(), prefill, prefillClients, prefillCommands, prefillAggregates)
+				if err != nil {
+					return fmt.Errorf("prefilled: %w", err)
+				}
+				m.printPrefillResults(g, pr)
+			}
 			return nil
 		},
 	}
@@ -113,6 +134,10 @@ target 0.1.`,
 	f.IntVar(&contended, "contended", 500, "commands (and raw appends) on the contended aggregate")
 	f.IntVar(&attempts, "attempts", 1000, "attempts of a command (and of a raw append) before it gives up")
 	f.BoolVar(&lazy, "lazy", false, "also measure on a server that syncs every second")
+	f.IntVar(&prefill, "prefill", 200000, "background events in the stream of the prefilled scenarios, measured at a tenth and at all of it (0: skip them)")
+	f.IntVar(&prefillCommands, "prefill-commands", 1000, "commands per loader and stage of the prefilled scenarios")
+	f.IntVar(&prefillClients, "prefill-clients", 8, "concurrent clients of the prefilled scenarios")
+	f.IntVar(&prefillAggregates, "prefill-aggregates", 200, "aggregates per loader of the prefilled scenarios (each with a few events)")
 	return cmd
 }
 
@@ -350,4 +375,183 @@ func liftConsumerLimit(ctx context.Context, js jetstream.JetStream, stream strin
 	cfg.MaxConsumers = 1 << 30
 	_, err = js.UpdateStream(ctx, cfg)
 	return err
+}
+
+// prefillBenchResult is one line of the prefilled scenarios of "jetsource
+// bench commands --json": the latency of commands on aggregates that have
+// a few events, in a stream holding Prefill other events, with the model
+// loaded by replaying the boundary and from a snapshot.
+type prefillBenchResult struct {
+	Scenario string `json:"scenario"`
+	// Prefill is how many background events the stream holds; Stream its
+	// last sequence.
+	Prefill  int    `json:"prefill"`
+	Stream   uint64 `json:"stream"`
+	Clients  int    `json:"clients"`
+	Commands int    `json:"commands"`
+	// Latencies of one command in milliseconds, loading with
+	// [handlers.Replay] and with [handlers.Snapshots].
+	ReplayP50Ms   float64 `json:"replay_p50_ms"`
+	ReplayP99Ms   float64 `json:"replay_p99_ms"`
+	SnapshotP50Ms float64 `json:"snapshot_p50_ms"`
+	SnapshotP99Ms float64 `json:"snapshot_p99_ms"`
+	// Ratio is replay p50 over snapshot p50: how many times faster the
+	// snapshot loader decides.
+	Ratio float64 `json:"ratio"`
+}
+
+// prefillStages returns the stream sizes the prefilled scenarios measure
+// at: a tenth of the prefill, then all of it.
+func prefillStages(prefill int) []int {
+	if prefill < 10 {
+		return []int{prefill}
+	}
+	return []int{prefill / 10, prefill}
+}
+
+// benchPrefilled fills one stream in stages with background events and at
+// each stage measures commands on aggregates that already have events,
+// with the replay loader and the snapshot loader on the same server.
+func benchPrefilled(ctx context.Context, prefill, clients, total, aggregates int) ([]prefillBenchResult, error) {
+	env, err := newBenchEnv(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Close()
+	if err := liftConsumerLimit(ctx, env.js, "BENCH"); err != nil {
+		return nil, err
+	}
+	snaps, err := state.NewKVSnapshots(ctx, env.js, "bench_decisions")
+	if err != nil {
+		return nil, err
+	}
+	snapHandler, err := handlers.NewWithSnapshots(bumpDecider(), snaps)
+	if err != nil {
+		return nil, err
+	}
+	reg := handlers.NewRegistry()
+	if err := reg.Register("BumpReplay", handlers.New(bumpDecider())); err != nil {
+		return nil, err
+	}
+	if err := reg.Register("BumpSnapshot", snapHandler); err != nil {
+		return nil, err
+	}
+	proc, err := handlers.NewProcessor(env.store, reg, handlers.WithMaxAttempts(100))
+	if err != nil {
+		return nil, err
+	}
+	srv, err := handlers.Serve(ctx, env.nc, proc, handlers.WithConcurrency(2*clients))
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	cnc, err := env.srv.Connect()
+	if err != nil {
+		return nil, err
+	}
+	defer cnc.Close()
+	client, err := handlers.NewClient(cnc, handlers.WithRequestTimeout(5*time.Minute))
+	if err != nil {
+		return nil, err
+	}
+	aggregate := func(side string, i int) string { return fmt.Sprintf("bench.%s.a%d", side, i) }
+	send := func(command, side string) func(ctx context.Context, c int) (int, error) {
+		var next atomic.Int64
+		return func(ctx context.Context, _ int) (int, error) {
+			i := int(next.Add(1)-1) % aggregates
+			res, err := client.Send(ctx, command, bump{Aggregate: aggregate(side, i)})
+			if err != nil {
+				return 0, err
+			}
+			if res.Status != handlers.StatusAccepted {
+				return 0, fmt.Errorf("%s: %s: %w", command, res.Status, res.Err())
+			}
+			return res.Attempts - 1, nil
+		}
+	}
+	// Every aggregate starts with a few events, and has decided once with
+	// each loader (the snapshot loader then holds a snapshot of it).
+	var seed []jetsource.Event
+	for i := range aggregates {
+		for _, side := range []string{"replay", "snap"} {
+			for range 3 {
+				seed = append(seed, jetsource.Event{Subject: subjects.MustParse(aggregate(side, i) + ".seeded"), Data: []byte(`{}`)})
+			}
+		}
+	}
+	if err := appendChunks(ctx, env.store, seed); err != nil {
+		return nil, err
+	}
+	if _, _, _, err := runClients(ctx, clients, aggregates, send("BumpReplay", "replay")); err != nil {
+		return nil, err
+	}
+	if _, _, _, err := runClients(ctx, clients, aggregates, send("BumpSnapshot", "snap")); err != nil {
+		return nil, err
+	}
+	var results []prefillBenchResult
+	filled := 0
+	data := benchData(64)
+	for _, stage := range prefillStages(prefill) {
+		bg := make([]jetsource.Event, 0, jetsource.MaxBatch)
+		for ; filled < stage; filled++ {
+			bg = append(bg, jetsource.Event{Subject: subjects.MustParse(fmt.Sprintf("bench.bg.b%d.filled", filled%10000)), Data: data})
+			if len(bg) == jetsource.MaxBatch {
+				if err := appendChunks(ctx, env.store, bg); err != nil {
+					return nil, err
+				}
+				bg = bg[:0]
+			}
+		}
+		if err := appendChunks(ctx, env.store, bg); err != nil {
+			return nil, err
+		}
+		_, replayLat, _, err := runClients(ctx, clients, total, send("BumpReplay", "replay"))
+		if err != nil {
+			return nil, err
+		}
+		_, snapLat, _, err := runClients(ctx, clients, total, send("BumpSnapshot", "snap"))
+		if err != nil {
+			return nil, err
+		}
+		head, err := env.store.LastSequence(ctx, subjects.All())
+		if err != nil {
+			return nil, err
+		}
+		r := prefillBenchResult{
+			Scenario: fmt.Sprintf("commands-prefill-%d", stage), Prefill: stage, Stream: head, Clients: clients, Commands: total,
+			ReplayP50Ms: percentileMs(replayLat, 0.50), ReplayP99Ms: percentileMs(replayLat, 0.99),
+			SnapshotP50Ms: percentileMs(snapLat, 0.50), SnapshotP99Ms: percentileMs(snapLat, 0.99),
+		}
+		if r.SnapshotP50Ms > 0 {
+			r.Ratio = r.ReplayP50Ms / r.SnapshotP50Ms
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// appendChunks appends events unconditionally in transactions of at most
+// [jetsource.MaxBatch].
+func appendChunks(ctx context.Context, st jetsource.Store, events []jetsource.Event) error {
+	for chunk := range slices.Chunk(events, jetsource.MaxBatch) {
+		if _, err := st.AppendBatch(ctx, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Main) printPrefillResults(g *globals, results []prefillBenchResult) {
+	if g.output == "json" {
+		for _, r := range results {
+			m.writeJSON(r)
+		}
+		return
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tSTREAM\tREPLAY P50\tREPLAY P99\tSNAPSHOT P50\tSNAPSHOT P99\tRATIO")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\n", r.Scenario, r.Stream, r.ReplayP50Ms, r.ReplayP99Ms, r.SnapshotP50Ms, r.SnapshotP99Ms, r.Ratio)
+	}
+	tw.Flush()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/jetsource/jetsource/handlers/example"
 	"github.com/jetsource/jetsource/jetstore"
 	"github.com/jetsource/jetsource/projections"
+	"github.com/jetsource/jetsource/state"
 )
 
 // CommandSet registers a set of commands (Go deciders) in a registry.
@@ -33,8 +34,54 @@ type CommandSets map[string]CommandSet
 func builtinCommandSets() CommandSets {
 	return CommandSets{
 		// The users-and-groups example domain (handlers/example).
-		"example": example.Register,
+		"example": func(r *handlers.Registry) error { return example.Register(r) },
 	}
+}
+
+// DecisionsBucket is the key-value bucket where "jetsource serve" keeps the
+// snapshots of the models its command workers decide on.
+const DecisionsBucket = "jetsource_decisions"
+
+// builtinSnapshotCommandSets returns the command sets of this binary whose
+// commands load their models from snapshots in snaps: the set of the same
+// name in [builtinCommandSets] with another loader.
+func builtinSnapshotCommandSets(snaps state.SnapshotStore) CommandSets {
+	return CommandSets{
+		"example": func(r *handlers.Registry) error { return example.Register(r, example.WithSnapshots(snaps)) },
+	}
+}
+
+// decisionRegistry returns the registry the command workers serve: that of
+// the wiring, or, when the configuration uses only the built-in sets, the
+// same commands loading their models from snapshots in the bucket
+// [DecisionsBucket] (created when missing). When the bucket cannot be
+// opened it logs a warning and serves the wiring's registry, whose
+// commands read every event of their boundary.
+func decisionRegistry(ctx context.Context, js jetstream.JetStream, cfg Config, w *wiring, log *slog.Logger) (*handlers.Registry, error) {
+	if cfg.sets != nil || len(cfg.Commands.Sets) == 0 {
+		return w.registry, nil
+	}
+	snaps, err := state.NewKVSnapshots(ctx, js, DecisionsBucket)
+	if err != nil {
+		log.Warn("decision snapshots unavailable: commands read every event of their boundary", "bucket", DecisionsBucket, "err", err)
+		return w.registry, nil
+	}
+	sets := builtinSnapshotCommandSets(snaps)
+	reg := handlers.NewRegistry()
+	for _, name := range cfg.Commands.Sets {
+		register := sets[name]
+		if register == nil {
+			register = builtinCommandSets()[name]
+		}
+		if register == nil {
+			return nil, fmt.Errorf("unknown command set %q", name)
+		}
+		if err := register(reg); err != nil {
+			return nil, fmt.Errorf("command set %s: %w", name, err)
+		}
+	}
+	log.Info("decisions load from snapshots", "bucket", DecisionsBucket)
+	return reg, nil
 }
 
 // builtinReactions returns the Go reactions that rules of this binary may
@@ -107,7 +154,11 @@ func startWorkers(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cf
 		if w.schemas != nil {
 			popts = append(popts, handlers.WithSchemas(w.schemas))
 		}
-		p, err := handlers.NewProcessor(st, w.registry, popts...)
+		reg, err := decisionRegistry(ctx, js, cfg, w, log)
+		if err != nil {
+			return nil, fmt.Errorf("commands: %w", err)
+		}
+		p, err := handlers.NewProcessor(st, reg, popts...)
 		if err != nil {
 			return nil, fmt.Errorf("commands: %w", err)
 		}

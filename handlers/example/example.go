@@ -30,29 +30,88 @@ package example
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	"github.com/jetsource/jetsource"
 	"github.com/jetsource/jetsource/handlers"
+	"github.com/jetsource/jetsource/state"
 	"github.com/jetsource/jetsource/subjects"
 )
+
+// Option configures [Register].
+type Option func(*config) error
+
+type config struct {
+	snaps state.SnapshotStore
+	opts  []handlers.SnapshotOption
+}
+
+// WithSnapshots makes the commands load their models from snapshots kept
+// in s ([handlers.Snapshots]) instead of reading every event of their
+// boundary ([handlers.Replay], the default). Each command keeps its
+// snapshots under its own model version, "example.<command>/1", which
+// opts may not override.
+func WithSnapshots(s state.SnapshotStore, opts ...handlers.SnapshotOption) Option {
+	return func(c *config) error {
+		if s == nil {
+			return fmt.Errorf("%w: nil snapshot store", handlers.ErrInvalidOption)
+		}
+		c.snaps, c.opts = s, opts
+		return nil
+	}
+}
+
+// modelVersion is the version of the models of this package's commands:
+// change it when a model or a fold changes.
+const modelVersion = "1"
+
+// handler returns the command name and the handler of its decider with
+// the configured loader.
+func handler[P, M any](c config, name string, d handlers.Decider[P, M]) (string, handlers.Handler, error) {
+	if c.snaps == nil {
+		return name, handlers.New(d), nil
+	}
+	opts := append(slices.Clone(c.opts), handlers.WithModelVersion("example."+name+"/"+modelVersion))
+	h, err := handlers.NewWithSnapshots(d, c.snaps, opts...)
+	return name, h, err
+}
 
 // Register registers the commands InsertUser, SetAPIKey, AddUserToGroup,
 // RemoveUserFromGroup and DeleteUser.
 //
-// It returns the registry's errors ([handlers.ErrInvalidOption] when a name
-// is registered already).
-func Register(r *handlers.Registry) error {
-	for name, h := range map[string]handlers.Handler{
-		"InsertUser":          handlers.New(insertUser{}),
-		"SetAPIKey":           handlers.New(setAPIKey{}),
-		"AddUserToGroup":      handlers.New(addUserToGroup{}),
-		"RemoveUserFromGroup": handlers.New(removeUserFromGroup{}),
-		"DeleteUser":          handlers.New(deleteUser{}),
-	} {
-		if err := r.Register(name, h); err != nil {
+// Options: [WithSnapshots]. It returns the registry's errors
+// ([handlers.ErrInvalidOption] when a name is registered already) and
+// [handlers.ErrInvalidOption] for a bad option.
+func Register(r *handlers.Registry, opts ...Option) error {
+	var c config
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return err
+		}
+	}
+	hs := map[string]handlers.Handler{}
+	var errs []error
+	add := func(name string, h handlers.Handler, err error) {
+		hs[name] = h
+		errs = append(errs, err)
+	}
+	add(handler(c, "InsertUser", insertUser{}))
+	add(handler(c, "SetAPIKey", setAPIKey{}))
+	add(handler(c, "AddUserToGroup", addUserToGroup{}))
+	add(handler(c, "RemoveUserFromGroup", removeUserFromGroup{}))
+	add(handler(c, "DeleteUser", deleteUser{}))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, n := range slices.Sorted(maps.Keys(hs)) {
+		if err := r.Register(n, hs[n]); err != nil {
 			return err
 		}
 	}
