@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -94,6 +95,12 @@ type Stored struct {
 //   - content type: application/json when the data is valid JSON, else
 //     application/octet-stream (nothing for empty data).
 //
+// Header names are case-insensitive; of two names that differ only in
+// case, the one first in byte order wins. Headers that are no CloudEvents
+// attribute (the JetStream ones such as Nats-Expected-Stream) are ignored.
+// DecodeMsg reads the headers in one pass without building maps: decoding
+// the headers jetsource writes allocates nothing.
+//
 // It returns an error matching [ErrInvalidSubject] for a subject that is not
 // a valid literal subject and [ErrInvalidEvent] for a malformed header.
 func DecodeMsg(subject string, h nats.Header, data []byte, at Stored) (Event, error) {
@@ -102,93 +109,108 @@ func DecodeMsg(subject string, h nats.Header, data []byte, at Stored) (Event, er
 		return Event{}, err
 	}
 	e := Event{Subject: subj, Data: data, Sequence: at.Sequence, Stream: at.Stream, Stored: at.Time}
-	// Header names are case-insensitive: index them in lower case. Of two
-	// names differing only in case, the one first in byte order wins.
-	lower := make(map[string]string, len(h))
-	orig := make(map[string]string, len(h))
+	// One pass over the headers: each known attribute into its slot,
+	// ce-* names that may be extensions aside.
+	var slots [numSlots]headerValue
+	var extBuf [4]extHeader
+	exts := extBuf[:0]
 	for k, vs := range h {
 		if len(vs) == 0 {
 			continue
 		}
-		lk := strings.ToLower(k)
-		if o, dup := orig[lk]; dup && o < k {
-			continue
+		slot, ext := classifyHeader(k)
+		switch {
+		case slot >= 0:
+			if sv := &slots[slot]; sv.key == "" || k < sv.key {
+				*sv = headerValue{k, vs[0]}
+			}
+		case ext != "":
+			exts = addExtension(exts, ext, k, vs[0])
 		}
-		lower[lk], orig[lk] = vs[0], k
 	}
-	var errs []error
-	get := func(k string) string {
-		v := lower[k]
+	var first error
+	get := func(slot int) string {
+		v := slots[slot].val
 		if v == "" {
 			return ""
 		}
 		d, err := PercentDecode(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("header %s: %w", orig[k], err))
+		if err != nil && first == nil {
+			first = fmt.Errorf("header %s: %w", slots[slot].key, err)
 		}
 		return d
 	}
-	e.ID = get(HeaderID)
-	e.Source = get(HeaderSource)
-	e.Type = get(HeaderType)
-	e.DataSchema = get(HeaderDataSchema)
-	e.DataContentType = get("content-type")
-	if e.DataContentType == "" {
-		e.DataContentType = get(HeaderDataContentType)
+	fail := func(err error) {
+		if first == nil {
+			first = err
+		}
 	}
-	e.Actor = get(HeaderPrefix + ExtActor)
-	e.ClientIP = get(HeaderPrefix + ExtClientIP)
-	e.CorrelationID = get(HeaderPrefix + ExtCorrelationID)
-	e.CausationID = get(HeaderPrefix + ExtCausationID)
-	e.TransactionID = get(HeaderPrefix + ExtTransactionID)
-	if v := get(HeaderPrefix + ExtSchemaRevision); v != "" {
+	e.ID = get(slotID)
+	e.Source = get(slotSource)
+	e.Type = get(slotType)
+	e.DataSchema = get(slotDataSchema)
+	e.DataContentType = get(slotContentType)
+	if e.DataContentType == "" {
+		e.DataContentType = get(slotDataContentType)
+	}
+	e.Actor = get(slotActor)
+	e.ClientIP = get(slotClientIP)
+	e.CorrelationID = get(slotCorrelationID)
+	e.CausationID = get(slotCausationID)
+	e.TransactionID = get(slotTransactionID)
+	if v := get(slotSchemaRevision); v != "" {
 		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil || n < 0 {
-			errs = append(errs, fmt.Errorf("header %s%s: %q is not a non-negative 32-bit integer", HeaderPrefix, ExtSchemaRevision, v))
+			fail(fmt.Errorf("header %s%s: %q is not a non-negative 32-bit integer", HeaderPrefix, ExtSchemaRevision, v))
 		}
 		e.SchemaRevision = int(n)
 	}
-	if v := get(HeaderTime); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
+	if v := get(slotTime); v != "" {
+		t, err := parseTime(v)
 		if err == nil && (t.UTC().Year() < 0 || t.UTC().Year() > 9999) {
 			err = fmt.Errorf("year %d in UTC is outside 0 to 9999", t.UTC().Year())
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("header %s: %w", HeaderTime, err))
+			fail(fmt.Errorf("header %s: %w", HeaderTime, err))
 		}
 		e.Time = t
 	}
-	if sv := get(HeaderSpecVersion); sv != "" && sv != SpecVersion {
-		errs = append(errs, fmt.Errorf("header %s: unsupported spec version %q", HeaderSpecVersion, sv))
+	if sv := get(slotSpecVersion); sv != "" && sv != SpecVersion {
+		fail(fmt.Errorf("header %s: unsupported spec version %q", HeaderSpecVersion, sv))
 	}
-	for lk := range lower {
-		if !strings.HasPrefix(lk, HeaderPrefix) {
+	if len(exts) > 1 {
+		// In name order, so that the error reported is always the same.
+		slices.SortFunc(exts, func(a, b extHeader) int { return strings.Compare(a.name, b.name) })
+	}
+	for _, x := range exts {
+		if x.val == "" {
 			continue
 		}
-		name := lk[len(HeaderPrefix):]
-		if _, reserved := reservedAttributes[name]; reserved || validExtensionName(name) != nil {
-			continue
+		v, err := PercentDecode(x.val)
+		if err != nil {
+			fail(fmt.Errorf("header %s: %w", x.key, err))
 		}
-		if v := get(lk); v != "" {
+		if v != "" {
 			if e.Extensions == nil {
-				e.Extensions = map[string]string{}
+				e.Extensions = make(map[string]string, len(exts))
 			}
-			e.Extensions[name] = v
+			e.Extensions[x.name] = v
 		}
 	}
-	if id := lower[strings.ToLower(HeaderMsgID)]; !utf8.ValidString(id) {
-		errs = append(errs, fmt.Errorf("header %s is not valid UTF-8", HeaderMsgID))
+	msgID := slots[slotMsgID].val
+	if !utf8.ValidString(msgID) {
+		fail(fmt.Errorf("header %s is not valid UTF-8", HeaderMsgID))
 	}
 	if !utf8.ValidString(at.Stream) {
-		errs = append(errs, fmt.Errorf("stream name %q is not valid UTF-8", at.Stream))
+		fail(fmt.Errorf("stream name %q is not valid UTF-8", at.Stream))
 	}
-	if len(errs) > 0 {
-		return e, fmt.Errorf("%w: message %s at sequence %d: %v", ErrInvalidEvent, subject, at.Sequence, errs[0])
+	if first != nil {
+		return e, fmt.Errorf("%w: message %s at sequence %d: %v", ErrInvalidEvent, subject, at.Sequence, first)
 	}
 	// Derive what a plain publish left out.
 	if e.ID == "" {
-		if id := lower[strings.ToLower(HeaderMsgID)]; id != "" {
-			e.ID = id
+		if msgID != "" {
+			e.ID = msgID
 		} else {
 			e.ID = at.Stream + "-" + strconv.FormatUint(at.Sequence, 10)
 		}
@@ -210,6 +232,259 @@ func DecodeMsg(subject string, h nats.Header, data []byte, at Stored) (Event, er
 		}
 	}
 	return e, nil
+}
+
+// parseTime parses an RFC 3339 time as time.Parse(time.RFC3339Nano, v)
+// does. The form EncodeHeader writes (UTC, "Z", up to nine fraction
+// digits) takes a direct path; anything else goes to time.Parse.
+func parseTime(v string) (time.Time, error) {
+	// 2006-01-02T15:04:05Z or 2006-01-02T15:04:05.999999999Z
+	n := len(v)
+	if n < 20 || n > 30 || n == 21 || v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' || v[n-1] != 'Z' {
+		return time.Parse(time.RFC3339Nano, v)
+	}
+	num := func(s string) (int, bool) {
+		x := 0
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			x = x*10 + int(c-'0')
+		}
+		return x, true
+	}
+	year, ok1 := num(v[0:4])
+	month, ok2 := num(v[5:7])
+	day, ok3 := num(v[8:10])
+	hour, ok4 := num(v[11:13])
+	minute, ok5 := num(v[14:16])
+	sec, ok6 := num(v[17:19])
+	nsec, ok7 := 0, true
+	if n > 20 {
+		if v[19] != '.' {
+			return time.Parse(time.RFC3339Nano, v)
+		}
+		frac := v[20 : n-1]
+		nsec, ok7 = num(frac)
+		for range 9 - len(frac) {
+			nsec *= 10
+		}
+	}
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) || month < 1 || month > 12 || day < 1 ||
+		day > daysIn(time.Month(month), year) || hour > 23 || minute > 59 || sec > 59 {
+		return time.Parse(time.RFC3339Nano, v)
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), nil
+}
+
+// daysIn returns the number of days of a month (1 to 12).
+func daysIn(m time.Month, year int) int {
+	switch {
+	case m == time.February && year%4 == 0 && (year%100 != 0 || year%400 == 0):
+		return 29
+	case m == time.February:
+		return 28
+	case m == time.April || m == time.June || m == time.September || m == time.November:
+		return 30
+	}
+	return 31
+}
+
+// The attributes DecodeMsg reads, each from one header.
+const (
+	slotID = iota
+	slotSource
+	slotType
+	slotDataSchema
+	slotContentType
+	slotDataContentType
+	slotActor
+	slotClientIP
+	slotCorrelationID
+	slotCausationID
+	slotTransactionID
+	slotSchemaRevision
+	slotTime
+	slotSpecVersion
+	slotMsgID
+	numSlots
+)
+
+// slotHeaders are the header names of the slots, in lower case.
+var slotHeaders = [numSlots]string{
+	slotID:              HeaderID,
+	slotSource:          HeaderSource,
+	slotType:            HeaderType,
+	slotDataSchema:      HeaderDataSchema,
+	slotContentType:     "content-type",
+	slotDataContentType: HeaderDataContentType,
+	slotActor:           HeaderPrefix + ExtActor,
+	slotClientIP:        HeaderPrefix + ExtClientIP,
+	slotCorrelationID:   HeaderPrefix + ExtCorrelationID,
+	slotCausationID:     HeaderPrefix + ExtCausationID,
+	slotTransactionID:   HeaderPrefix + ExtTransactionID,
+	slotSchemaRevision:  HeaderPrefix + ExtSchemaRevision,
+	slotTime:            HeaderTime,
+	slotSpecVersion:     HeaderSpecVersion,
+	slotMsgID:           "nats-msg-id",
+}
+
+// headerValue is the first value of a header and the header's name as
+// spelled in the message ("": absent).
+type headerValue struct{ key, val string }
+
+// extHeader is a header that may carry an extension attribute: its
+// lower-case name without the prefix, its spelling and its first value.
+type extHeader struct{ name, key, val string }
+
+// addExtension records an extension header; of two spellings of one
+// name, the first in byte order wins.
+func addExtension(exts []extHeader, name, key, val string) []extHeader {
+	for i := range exts {
+		if exts[i].name == name {
+			if key < exts[i].key {
+				exts[i].key, exts[i].val = key, val
+			}
+			return exts
+		}
+	}
+	return append(exts, extHeader{name, key, val})
+}
+
+// classifyHeader tells what a header name carries: the index of its slot,
+// or (slot -1) the name of the extension it may carry, or nothing (slot
+// -1, ""). Names compare as [strings.ToLower] makes them.
+func classifyHeader(k string) (slot int, ext string) {
+	// The spellings EncodeHeader and JetStream use, without folding.
+	switch k {
+	case HeaderID:
+		return slotID, ""
+	case HeaderSource:
+		return slotSource, ""
+	case HeaderType:
+		return slotType, ""
+	case HeaderTime:
+		return slotTime, ""
+	case HeaderSpecVersion:
+		return slotSpecVersion, ""
+	case HeaderContentType:
+		return slotContentType, ""
+	case HeaderMsgID:
+		return slotMsgID, ""
+	case HeaderPrefix + ExtActor:
+		return slotActor, ""
+	case HeaderPrefix + ExtTransactionID:
+		return slotTransactionID, ""
+	case HeaderPrefix + ExtCorrelationID:
+		return slotCorrelationID, ""
+	case HeaderPrefix + ExtCausationID:
+		return slotCausationID, ""
+	case "Nats-Expected-Stream", "Nats-Expected-Last-Subject-Sequence", "Nats-Expected-Last-Subject-Sequence-Subject",
+		"Nats-Expected-Last-Sequence", "Nats-Batch-Id", "Nats-Batch-Sequence", "Nats-Batch-Commit", "Nats-TTL":
+		return -1, ""
+	}
+	ascii := true
+	for i := 0; i < len(k); i++ {
+		if k[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if !ascii {
+		// Unicode case mapping can turn a non-ASCII name into an ASCII
+		// one (the Kelvin sign K lower-cases to k): rare, so allocate.
+		return classifyLower(strings.ToLower(k))
+	}
+	if len(k) >= len(HeaderPrefix) && foldASCII(k[:len(HeaderPrefix)], HeaderPrefix) {
+		for slot, name := range slotHeaders {
+			if slot != slotContentType && slot != slotMsgID && foldASCII(k, name) {
+				return slot, ""
+			}
+		}
+		name := k[len(HeaderPrefix):]
+		if hasUpperASCII(name) {
+			if !extensionNameFold(name) {
+				return -1, ""
+			}
+			name = strings.ToLower(name)
+		}
+		return extensionSlot(name)
+	}
+	switch {
+	case foldASCII(k, "content-type"):
+		return slotContentType, ""
+	case foldASCII(k, "nats-msg-id"):
+		return slotMsgID, ""
+	}
+	return -1, ""
+}
+
+// classifyLower is classifyHeader for a name already in lower case.
+func classifyLower(lk string) (slot int, ext string) {
+	for slot, name := range slotHeaders {
+		if lk == name {
+			return slot, ""
+		}
+	}
+	if name, ok := strings.CutPrefix(lk, HeaderPrefix); ok {
+		return extensionSlot(name)
+	}
+	return -1, ""
+}
+
+// extensionSlot returns a lower-case name that is a valid extension name
+// and no reserved attribute as an extension, or nothing.
+func extensionSlot(name string) (int, string) {
+	if !extensionNameFold(name) || hasUpperASCII(name) {
+		return -1, ""
+	}
+	if _, reserved := reservedAttributes[name]; reserved {
+		return -1, ""
+	}
+	return -1, name
+}
+
+// extensionNameFold reports whether name is a valid extension name once in
+// lower case: 1 to 20 ASCII letters and digits.
+func extensionNameFold(name string) bool {
+	if name == "" || len(name) > 20 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i] | 0x20
+		if (c < 'a' || c > 'z') && (name[i] < '0' || name[i] > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// foldASCII reports whether the ASCII string s equals the lower-case
+// lower once s is in lower case.
+func foldASCII(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func hasUpperASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // PercentEncode encodes a header value as the CloudEvents NATS binding
@@ -245,6 +520,17 @@ func needsPercent(c byte) bool { return c <= ' ' || c >= 0x7f || c == '"' || c =
 // producers that do not percent-encode still read back; the result must be
 // valid UTF-8.
 func PercentDecode(s string) (string, error) {
+	// The common case, plain ASCII without a percent sign, in one scan.
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '%' || c >= utf8.RuneSelf {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s, nil
+	}
 	if !strings.Contains(s, "%") {
 		if !utf8.ValidString(s) {
 			return "", fmt.Errorf("value %q is not valid UTF-8", s)

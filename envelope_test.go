@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -921,5 +922,313 @@ func TestPercentDecode(t *testing.T) {
 				t.Errorf("PercentDecode(%q) = %q is not valid UTF-8", tt.in, got)
 			}
 		})
+	}
+}
+
+// referenceDecodeMsg is the plain, map-based statement of what DecodeMsg
+// does: index the headers by lower-case name (of two spellings the first
+// in byte order wins), percent-decode the attributes, derive the missing
+// ones. DecodeMsg reads the headers in one pass without maps; the tests
+// below check that both agree, on cases and on fuzzed input. Extensions
+// are visited in name order, so that the first error is deterministic.
+func referenceDecodeMsg(subject string, h nats.Header, data []byte, at jetsource.Stored) (jetsource.Event, error) {
+	subj, err := subjects.Parse(subject)
+	if err != nil {
+		return jetsource.Event{}, err
+	}
+	e := jetsource.Event{Subject: subj, Data: data, Sequence: at.Sequence, Stream: at.Stream, Stored: at.Time}
+	lower := map[string]string{}
+	orig := map[string]string{}
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		lk := strings.ToLower(k)
+		if o, dup := orig[lk]; dup && o < k {
+			continue
+		}
+		lower[lk], orig[lk] = vs[0], k
+	}
+	var errs []error
+	get := func(k string) string {
+		v := lower[k]
+		if v == "" {
+			return ""
+		}
+		d, err := jetsource.PercentDecode(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("header %s: %w", orig[k], err))
+		}
+		return d
+	}
+	e.ID = get("ce-id")
+	e.Source = get("ce-source")
+	e.Type = get("ce-type")
+	e.DataSchema = get("ce-dataschema")
+	e.DataContentType = get("content-type")
+	if e.DataContentType == "" {
+		e.DataContentType = get("ce-datacontenttype")
+	}
+	e.Actor = get("ce-actor")
+	e.ClientIP = get("ce-clientip")
+	e.CorrelationID = get("ce-correlationid")
+	e.CausationID = get("ce-causationid")
+	e.TransactionID = get("ce-transactionid")
+	if v := get("ce-schemarevision"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("header ce-schemarevision: %q is not a non-negative 32-bit integer", v))
+		}
+		e.SchemaRevision = int(n)
+	}
+	if v := get("ce-time"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err == nil && (t.UTC().Year() < 0 || t.UTC().Year() > 9999) {
+			err = fmt.Errorf("year %d in UTC is outside 0 to 9999", t.UTC().Year())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("header ce-time: %w", err))
+		}
+		e.Time = t
+	}
+	if sv := get("ce-specversion"); sv != "" && sv != "1.0" {
+		errs = append(errs, fmt.Errorf("header ce-specversion: unsupported spec version %q", sv))
+	}
+	for _, lk := range slices.Sorted(maps.Keys(lower)) {
+		name, ok := strings.CutPrefix(lk, "ce-")
+		if !ok || referenceReserved[name] || !referenceExtensionName(name) {
+			continue
+		}
+		if v := get(lk); v != "" {
+			if e.Extensions == nil {
+				e.Extensions = map[string]string{}
+			}
+			e.Extensions[name] = v
+		}
+	}
+	if id := lower["nats-msg-id"]; !utf8.ValidString(id) {
+		errs = append(errs, fmt.Errorf("header Nats-Msg-Id is not valid UTF-8"))
+	}
+	if !utf8.ValidString(at.Stream) {
+		errs = append(errs, fmt.Errorf("stream name %q is not valid UTF-8", at.Stream))
+	}
+	if len(errs) > 0 {
+		return e, fmt.Errorf("%w: message %s at sequence %d: %v", jetsource.ErrInvalidEvent, subject, at.Sequence, errs[0])
+	}
+	if e.ID == "" {
+		if id := lower["nats-msg-id"]; id != "" {
+			e.ID = id
+		} else {
+			e.ID = at.Stream + "-" + strconv.FormatUint(at.Sequence, 10)
+		}
+	}
+	if e.Source == "" {
+		e.Source = "/streams/" + at.Stream
+	}
+	if e.Type == "" {
+		e.Type = jetsource.TypeFromSubject(subj)
+	}
+	if e.Time.IsZero() {
+		e.Time = at.Time
+	}
+	if e.DataContentType == "" && len(bytes.TrimSpace(data)) > 0 {
+		if json.Valid(data) {
+			e.DataContentType = "application/json"
+		} else {
+			e.DataContentType = "application/octet-stream"
+		}
+	}
+	return e, nil
+}
+
+// referenceReserved are the CloudEvents attribute names that are never
+// extensions.
+var referenceReserved = map[string]bool{
+	"id": true, "source": true, "specversion": true, "type": true, "subject": true, "time": true,
+	"datacontenttype": true, "dataschema": true, "data": true, "data_base64": true,
+	"actor": true, "clientip": true, "correlationid": true, "causationid": true,
+	"schemarevision": true, "transactionid": true, "sequence": true,
+}
+
+func referenceExtensionName(name string) bool {
+	if name == "" || len(name) > 20 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// storedHeaders returns the headers of an event as jetsource stores it:
+// the envelope plus the JetStream publish headers the stream keeps.
+func storedHeaders(tb testing.TB) nats.Header {
+	tb.Helper()
+	e, err := jetsource.Prepare(jetsource.Event{Subject: subjects.MustParse("users.A.added"), Data: []byte(`{"a":1}`),
+		Actor: "ann", CorrelationID: "c-1", TransactionID: "tx"}, "", time.Unix(1700000000, 5).UTC())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h := jetsource.EncodeHeader(e)
+	h.Set("Nats-Msg-Id", e.ID)
+	h.Set("Nats-Expected-Stream", "EVENTS")
+	h.Set("Nats-Expected-Last-Subject-Sequence", "3")
+	h.Set("Nats-Expected-Last-Subject-Sequence-Subject", "users.A.>")
+	h.Set("Nats-Batch-Id", "b")
+	h.Set("Nats-Batch-Sequence", "4")
+	return h
+}
+
+// sameAsReference fails unless DecodeMsg and referenceDecodeMsg give the
+// same event (also the partial one that comes with an error) and the same
+// error.
+func sameAsReference(t *testing.T, subject string, h nats.Header, data []byte, at jetsource.Stored) {
+	t.Helper()
+	want, werr := referenceDecodeMsg(subject, h, data, at)
+	got, gerr := jetsource.DecodeMsg(subject, h, data, at)
+	if !reflect.DeepEqual(got, want) || (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
+		t.Fatalf("headers %q:\nDecodeMsg: %+v, %v\nreference: %+v, %v", h, got, gerr, want, werr)
+	}
+	if werr != nil && !errors.Is(gerr, jetsource.ErrInvalidEvent) && !errors.Is(gerr, jetsource.ErrInvalidSubject) {
+		t.Fatalf("error %v matches no sentinel", gerr)
+	}
+}
+
+// TestDecodeMsgMatchesReference checks DecodeMsg against the plain
+// statement of its rules, on the headers jetsource writes and on every
+// unusual spelling, value and error.
+func TestDecodeMsgMatchesReference(t *testing.T) {
+	at := jetsource.Stored{Stream: "EVENTS", Sequence: 9, Time: time.Unix(1700000000, 0).UTC()}
+	with := func(kv ...string) nats.Header {
+		h := storedHeaders(t)
+		for i := 0; i < len(kv); i += 2 {
+			h[kv[i]] = []string{kv[i+1]}
+		}
+		return h
+	}
+	cases := []struct {
+		name string
+		h    nats.Header
+		data string
+	}{
+		{"NoHeaders", nil, `{"a":1}`},
+		{"NoHeadersBinary", nil, "\x00\x01"},
+		{"NoHeadersNoData", nil, ""},
+		{"NoHeadersSpaces", nil, " \n"},
+		{"Stored", storedHeaders(t), `{"a":1}`},
+		{"IDFromMsgID", nats.Header{"Nats-Msg-Id": {"m-1"}, "Nats-Expected-Stream": {"EVENTS"}}, `{}`},
+		{"IDFromLowerCaseMsgID", nats.Header{"nats-msg-id": {"m-2"}, "NATS-EXPECTED-STREAM": {"EVENTS"}}, `{}`},
+		{"TwoSpellingsOfMsgID", nats.Header{"nats-msg-id": {"m-2"}, "Nats-Msg-Id": {"m-3"}}, `{}`},
+		{"ShortNatsLikeKeys", nats.Header{"nats-": {"x"}, "Nats": {"y"}, "ce": {"z"}, "ce-": {"w"}}, `{}`},
+		{"Extension", with("ce-tenant", "t1"), `{}`},
+		{"ExtensionUpperCase", with("CE-Tenant", "t1"), `{}`},
+		{"ExtensionTwoSpellings", with("ce-tenant", "t1", "CE-TENANT", "t2", "Ce-Tenant", "t3"), `{}`},
+		{"ExtensionEmptyValue", with("ce-tenant", ""), `{}`},
+		{"ExtensionTooLong", with("ce-abcdefghijklmnopqrstu", "x"), `{}`},
+		{"ExtensionBadName", with("ce-ten_ant", "x", "ce-tën", "y"), `{}`},
+		{"ExtensionsBadValues", with("ce-aa", "%FF", "ce-bb", "%C0%A0", "ce-cc", "ok"), `{}`},
+		{"ReservedExtension", with("ce-sequence", "4", "ce-subject", "x.y", "ce-data", "z"), `{}`},
+		{"KelvinSign", with("ce-\u212Aey", "k1"), `{}`},
+		{"DottedCapitalI", with("CE-\u0130D", "other", "ce-\u0130d", "other2"), `{}`},
+		{"UpperCaseID", with("CE-ID", "other"), `{}`},
+		{"EmptyUpperCaseID", with("CE-ID", ""), `{}`},
+		{"UpperCaseContentType", with("CONTENT-TYPE", "text/plain"), `x`},
+		{"PercentEncoded", with("ce-actor", "ann%20lee"), `{}`},
+		{"PercentEncodedContentType", with("Content-Type", "text%2Fplain"), `x`},
+		{"NonASCII", with("ce-actor", "zoë"), `{}`},
+		{"BadUTF8", with("ce-actor", "zo\xeb"), `{}`},
+		{"BadUTF8MsgID", with("Nats-Msg-Id", "\xff"), `{}`},
+		{"BadTime", with("ce-time", "yesterday"), `{}`},
+		{"TimeNoFraction", with("ce-time", "2025-03-14T15:09:26Z"), `{}`},
+		{"TimeOneFractionDigit", with("ce-time", "2025-03-14T15:09:26.5Z"), `{}`},
+		{"TimeTenFractionDigits", with("ce-time", "2025-03-14T15:09:26.1234567891Z"), `{}`},
+		{"TimeOffset", with("ce-time", "2025-03-14T15:09:26.5+01:00"), `{}`},
+		{"TimeLeapDay", with("ce-time", "2024-02-29T00:00:00Z"), `{}`},
+		{"TimeNoLeapDay", with("ce-time", "2100-02-29T00:00:00Z"), `{}`},
+		{"TimeDay31OfApril", with("ce-time", "2025-04-31T00:00:00Z"), `{}`},
+		{"TimeHour24", with("ce-time", "2025-04-30T24:00:00Z"), `{}`},
+		{"TimeLeapSecond", with("ce-time", "2016-12-31T23:59:60Z"), `{}`},
+		{"TimeLowerCase", with("ce-time", "2025-03-14t15:09:26z"), `{}`},
+		{"TimeSignInFraction", with("ce-time", "2025-03-14T15:09:26.-5Z"), `{}`},
+		{"TimeDotWithoutFraction", with("ce-time", "2025-03-14T15:09:26.Z"), `{}`},
+		{"ZeroTime", with("ce-time", "0001-01-01T00:00:00Z"), `{}`},
+		{"YearOutOfRange", with("ce-time", "9999-12-31T23:00:00-05:00"), `{}`},
+		{"BadSpecVersion", with("ce-specversion", "0.3"), `{}`},
+		{"EmptyID", with("ce-id", ""), `{}`},
+		{"ContentTypeWithSpace", with("Content-Type", "application/json; charset=utf-8"), `{}`},
+		{"DataContentTypeHeader", with("ce-datacontenttype", "text/plain"), `x`},
+		{"BadContentTypeThenDataContentType", with("Content-Type", "%FF", "ce-datacontenttype", "text/plain"), `x`},
+		{"SchemaRevision", with("ce-schemarevision", "2"), `{}`},
+		{"SchemaRevisionTooLarge", with("ce-schemarevision", "2147483648"), `{}`},
+		{"SchemaRevisionNegative", with("ce-schemarevision", "-3"), `{}`},
+		{"ManyErrors", with("ce-time", "x", "ce-source", "%FF", "ce-schemarevision", "y", "ce-specversion", "2"), `{}`},
+		{"NoValues", nats.Header{"ce-id": {}, "CE-ID": {"x"}}, `{}`},
+		{"SeveralValues", nats.Header{"ce-id": {"a", "b"}}, `{}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { sameAsReference(t, "users.A.added", c.h, []byte(c.data), at) })
+	}
+	t.Run("BadSubject", func(t *testing.T) { sameAsReference(t, "users.*", storedHeaders(t), nil, at) })
+	t.Run("BadStreamName", func(t *testing.T) {
+		sameAsReference(t, "users.A.added", storedHeaders(t), nil, jetsource.Stored{Stream: "\xff", Sequence: 1})
+	})
+}
+
+// Keys the fuzzer picks from: every attribute in its usual and in other
+// spellings, extensions and JetStream headers.
+var fuzzKeys = []string{"ce-id", "ce-source", "ce-type", "ce-time", "ce-specversion", "ce-dataschema", "Content-Type",
+	"ce-actor", "ce-clientip", "ce-correlationid", "ce-causationid", "ce-transactionid", "ce-schemarevision",
+	"ce-datacontenttype", "ce-subject", "ce-x1", "Nats-Msg-Id", "nats-msg-id", "Nats-Expected-Stream", "content-type",
+	"X-Other", "CE-ID", "Ce-Time", "CE-X1", "ce-\u212A", "Nats-Batch-Id"}
+
+// FuzzDecodeMsgMatchesReference checks that DecodeMsg gives exactly what
+// referenceDecodeMsg gives, on headers close to those jetsource writes.
+func FuzzDecodeMsgMatchesReference(f *testing.F) {
+	f.Add("users.A.added", uint8(0), "evt-1", uint8(16), "m-1", "Nats-Batch-Id", "b", []byte(`{}`))                              // id and msg id
+	f.Add("users.A.added", uint8(3), "2024-02-29T12:00:00.5+01:00", uint8(6), "text/plain", "ce-x", "y", []byte(`x`))            // time, content type, extension
+	f.Add("users.A.added", uint8(3), "yesterday", uint8(4), "1.0", "CE-ID", "z", []byte(nil))                                    // bad time, case variant
+	f.Add("a", uint8(7), "%41%zz", uint8(17), "\xff", "Nats-", "", []byte(`{`))                                                  // bad subject, percent, bad UTF-8
+	f.Add("users.A.added", uint8(0x80|21), "x", uint8(23), "%FF", "cE-X1", "%C0", []byte(` `))                                   // no stored headers, spellings of one extension
+	f.Add("users.A.added", uint8(24), "k", uint8(15), "v", "ce-\u0130d", "i", []byte(`{}`))                                      // Unicode case mapping
+	f.Add("users.A.added", uint8(3), "2024-02-29T23:59:59.000000001Z", uint8(3), "2023-02-29T00:00:00Z", "x", "", []byte(`{}`))  // leap day; no such day
+	f.Add("users.A.added", uint8(3), "1900-02-29T00:00:00Z", uint8(3), "2000-02-29T24:00:00Z", "y", "", []byte(`{}`))            // century years; hour 24
+	f.Add("users.A.added", uint8(3), "2025-12-31T23:59:60Z", uint8(3), "2025-06-31T00:00:00.1234567890Z", "z", "", []byte(`{}`)) // leap second; day 31 of June, ten fraction digits
+	f.Add("users.A.added", uint8(3), "2025-01-01t00:00:00z", uint8(3), "0000-01-01T00:00:00.5Z", "w", "", []byte(`{}`))          // lower-case t and z; year 0
+	f.Fuzz(func(t *testing.T, subject string, p1 uint8, v1 string, p2 uint8, v2 string, k3, v3 string, data []byte) {
+		h := storedHeaders(t)
+		if p1&0x80 != 0 {
+			h = nats.Header{}
+		}
+		h[fuzzKeys[int(p1&0x7f)%len(fuzzKeys)]] = []string{v1}
+		h[fuzzKeys[int(p2)%len(fuzzKeys)]] = []string{v2}
+		h[k3] = append(h[k3], v3)
+		sameAsReference(t, subject, h, data, jetsource.Stored{Stream: "S", Sequence: 1, Time: time.Unix(1, 0).UTC()})
+	})
+}
+
+// BenchmarkDecodeMsg decodes an event as jetsource stores it (11 headers,
+// JetStream's included).
+func BenchmarkDecodeMsg(b *testing.B) {
+	h, data := storedHeaders(b), []byte(`{"a":1}`)
+	at := jetsource.Stored{Stream: "EVENTS", Sequence: 7, Time: time.Now()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := jetsource.DecodeMsg("users.A.added", h, data, at); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeMsgReference is the map-based decoding, for comparison.
+func BenchmarkDecodeMsgReference(b *testing.B) {
+	h, data := storedHeaders(b), []byte(`{"a":1}`)
+	at := jetsource.Stored{Stream: "EVENTS", Sequence: 7, Time: time.Now()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := referenceDecodeMsg("users.A.added", h, data, at); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

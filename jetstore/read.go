@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -144,9 +148,80 @@ func (s *Store) dropConsumer(cons jetstream.Consumer) {
 	_ = s.js.Conn().Publish(s.apiPrefix+"CONSUMER.DELETE."+s.stream+"."+info.Name, nil)
 }
 
+// storedAt reads the stream, stream sequence and time of a delivered
+// message from its reply subject, as [jetstream.Msg.Metadata] does but
+// without allocating:
+//
+//	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>
+//	$JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>[.<token>...]
+//
+// ok is false for any other form (Metadata then tells what is wrong).
+func storedAt(reply string) (at jetsource.Stored, ok bool) {
+	const prefix = "$JS.ACK."
+	if len(reply) <= len(prefix) || reply[:len(prefix)] != prefix {
+		return at, false
+	}
+	// The tokens after the prefix: 7 (v1) or at least 9 (v2).
+	var tok [9]string
+	n, rest := 0, reply[len(prefix):]
+	for n < len(tok) {
+		i := strings.IndexByte(rest, '.')
+		if i < 0 {
+			tok[n] = rest
+			n++
+			rest = ""
+			break
+		}
+		tok[n], rest = rest[:i], rest[i+1:]
+		n++
+	}
+	var stream, sseq, ts string
+	switch {
+	case n == 7 && rest == "":
+		stream, sseq, ts = tok[0], tok[3], tok[5]
+	case n == 9:
+		stream, sseq, ts = tok[2], tok[5], tok[7]
+	default:
+		return at, false
+	}
+	seq, ok1 := parseDecimal(sseq)
+	nanos, ok2 := parseDecimal(ts)
+	if !ok1 || !ok2 || stream == "" || nanos > math.MaxInt64 {
+		return at, false
+	}
+	return jetsource.Stored{Stream: stream, Sequence: seq, Time: time.Unix(0, int64(nanos))}, true
+}
+
+// parseDecimal parses a non-empty string of ASCII digits that fits in a
+// uint64.
+func parseDecimal(s string) (uint64, bool) {
+	if s == "" || len(s) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
+}
+
 // consume runs an ordered consumer and yields the events it delivers that
 // match q's filters and time, up to limit events, until the event at
 // sequence until (0: until ctx ends).
+//
+// The consumer's message handler, on nats.go's delivery goroutine, reads
+// the stream sequence and time from the reply subject (in place) and
+// decodes the event; the events reach the reader through a [readBuffer]
+// in bulk. So decoding overlaps with what the reader's caller does, and a
+// message costs no timer and no channel operation of its own.
 func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig, until uint64, q jetsource.Query, limit int, yield func(jetsource.Event, error) bool) {
 	// A reader that vanished (a crashed process) leaves its consumer to
 	// the server, which removes it once idle this long.
@@ -158,26 +233,42 @@ func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 		yield(jetsource.Event{}, fmt.Errorf("jetstore: read: %w", mapErr(s.js, err)))
 		return
 	}
-	// A read that ends removes its consumer at once: the server allows a
-	// limited number per stream, and short reads come by the thousand.
-	defer s.dropConsumer(cons)
-	it, err := cons.Messages(jetstream.PullMaxMessages(s.pullBatch))
+	b := newReadBuffer(s.pullBatch, until)
+	cc, err := cons.Consume(b.deliver, jetstream.PullMaxMessages(s.pullBatch), jetstream.ConsumeErrHandler(b.consumeError))
 	if err != nil {
+		s.dropConsumer(cons)
 		yield(jetsource.Event{}, fmt.Errorf("jetstore: read: %w", mapErr(s.js, err)))
 		return
 	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	var nextOpts []jetstream.NextOpt
+	defer func() {
+		// Release a handler waiting for room, then stop the consumer and
+		// remove it on the server at once: the server allows a limited
+		// number per stream, and short reads come by the thousand. Both
+		// wait for the ordered consumer's lock, which a reset under way
+		// holds for as long as one attempt to recreate the consumer (up
+		// to 10s with the server gone), so the read does not wait for
+		// them: they finish on a goroutine of their own.
+		b.close()
+		go func() {
+			cc.Stop()
+			s.dropConsumer(cons)
+		}()
+	}()
+	closed := cc.Closed()
+	var timer *time.Timer
 	if until > 0 {
 		// A bounded read must not wait forever for a server that went
-		// away: the ordered consumer would keep trying to reset.
-		nextOpts = append(nextOpts, jetstream.NextMaxWait(s.timeout))
+		// away: the ordered consumer would keep trying to reset. One
+		// timer serves every wait.
+		timer = time.NewTimer(s.timeout)
+		defer timer.Stop()
 	}
+	filtered := len(q.Filters) > 0 || !q.Since.IsZero()
 	n := 0
+	var items []readItem
 	for {
-		msg, err := it.Next(nextOpts...)
+		var err error
+		items, err = b.take(ctx, items, closed, timer, s.timeout)
 		if err != nil {
 			if ctx.Err() != nil {
 				if until > 0 {
@@ -191,26 +282,185 @@ func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 			yield(jetsource.Event{}, fmt.Errorf("jetstore: read: %w", mapErr(s.js, err)))
 			return
 		}
+		for i := range items {
+			it := &items[i]
+			if ctx.Err() != nil {
+				if until > 0 {
+					yield(jetsource.Event{}, ctx.Err())
+				}
+				return
+			}
+			if it.err != nil {
+				yield(jetsource.Event{}, it.err)
+				return
+			}
+			if !filtered || q.Match(it.e) {
+				if !yield(it.e, nil) {
+					return
+				}
+				if n++; limit > 0 && n >= limit {
+					return
+				}
+			}
+			if until > 0 && it.e.Sequence >= until {
+				return
+			}
+		}
+	}
+}
+
+type readItem struct {
+	e   jetsource.Event
+	err error
+}
+
+// readBuffer carries decoded events from the consumer's message handler
+// to the reader, in bulk: the handler appends under a mutex and wakes the
+// reader only when the buffer was empty; the reader takes everything at
+// once. A full buffer makes the handler wait, which stops the pulls.
+type readBuffer struct {
+	until uint64
+
+	deliverMu sync.Mutex  // serializes handlers of successive consumers
+	lastSeq   uint64      // the last sequence delivered (under deliverMu)
+	stopped   atomic.Bool // done, for the handler to skip decoding
+
+	mu       sync.Mutex
+	items    []readItem
+	limit    int
+	done     bool  // the reader left, or nothing more is to come
+	err      error // the consumer failed
+	notEmpty chan struct{}
+	notFull  chan struct{}
+}
+
+func newReadBuffer(limit int, until uint64) *readBuffer {
+	return &readBuffer{until: until, limit: max(limit, 1), notEmpty: make(chan struct{}, 1), notFull: make(chan struct{}, 1)}
+}
+
+// deliver is the consumer's message handler.
+func (b *readBuffer) deliver(msg jetstream.Msg) {
+	b.deliverMu.Lock()
+	defer b.deliverMu.Unlock()
+	if b.stopped.Load() {
+		return
+	}
+	at, ok := storedAt(msg.Reply())
+	if !ok {
 		md, err := msg.Metadata()
 		if err != nil {
-			yield(jetsource.Event{}, fmt.Errorf("jetstore: read: %w", err))
+			b.push(readItem{err: fmt.Errorf("jetstore: read: %w", err)}, true)
 			return
 		}
-		e, err := jetsource.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data(), jetsource.Stored{Stream: md.Stream, Sequence: md.Sequence.Stream, Time: md.Timestamp})
+		at = jetsource.Stored{Stream: md.Stream, Sequence: md.Sequence.Stream, Time: md.Timestamp}
+	}
+	if at.Sequence <= b.lastSeq {
+		return // delivered again by a consumer that replaced the first
+	}
+	b.lastSeq = at.Sequence
+	e, err := jetsource.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data(), at)
+	b.push(readItem{e, err}, err != nil || b.until > 0 && at.Sequence >= b.until)
+}
+
+// push appends an item, waiting while the buffer is full; last tells that
+// nothing more is wanted after it.
+func (b *readBuffer) push(it readItem, last bool) {
+	b.mu.Lock()
+	for len(b.items) >= b.limit && !b.done {
+		b.mu.Unlock()
+		<-b.notFull
+		b.mu.Lock()
+	}
+	if b.done {
+		b.mu.Unlock()
+		return
+	}
+	wasEmpty := len(b.items) == 0
+	b.items = append(b.items, it)
+	if last {
+		b.done = true
+		b.stopped.Store(true)
+	}
+	b.mu.Unlock()
+	if wasEmpty {
+		wake(b.notEmpty)
+	}
+}
+
+// consumeError receives the consumer's errors. The ordered consumer
+// recovers from most of them itself (a missed heartbeat, a deleted
+// consumer, a reconnect) by creating a new consumer; a closed connection
+// ends the read.
+func (b *readBuffer) consumeError(_ jetstream.ConsumeContext, err error) {
+	if !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, jetstream.ErrConnectionClosed) {
+		return
+	}
+	b.mu.Lock()
+	if b.err == nil {
+		b.err = nats.ErrConnectionClosed
+	}
+	b.mu.Unlock()
+	wake(b.notEmpty)
+}
+
+// close tells the handler that the reader left.
+func (b *readBuffer) close() {
+	b.mu.Lock()
+	b.done = true
+	b.stopped.Store(true)
+	b.mu.Unlock()
+	wake(b.notFull)
+}
+
+// take returns the buffered items, reusing buf, waiting for at least
+// one until ctx ends, the consumer closes or fails, or (with a timer) the
+// limit passes without an item (nats.ErrTimeout).
+func (b *readBuffer) take(ctx context.Context, buf []readItem, closed <-chan struct{}, timer *time.Timer, limit time.Duration) ([]readItem, error) {
+	clear(buf) // hold no events for the GC
+	buf = buf[:0]
+	var timeout <-chan time.Time
+	if timer != nil {
+		timeout = timer.C
+	}
+	armed := false
+	for {
+		b.mu.Lock()
+		if len(b.items) > 0 {
+			buf, b.items = b.items, buf
+			b.mu.Unlock()
+			wake(b.notFull)
+			return buf, nil
+		}
+		err := b.err
+		b.mu.Unlock()
 		if err != nil {
-			yield(jetsource.Event{}, err)
-			return
+			return buf, err
 		}
-		if q.Match(e) {
-			if !yield(e, nil) {
-				return
+		if timer != nil && !armed {
+			timer.Reset(limit)
+			armed = true
+		}
+		select {
+		case <-b.notEmpty:
+		case <-ctx.Done():
+			return buf, ctx.Err()
+		case <-closed:
+			closed = nil
+			b.mu.Lock()
+			if b.err == nil {
+				b.err = jetstream.ErrMsgIteratorClosed
 			}
-			if n++; limit > 0 && n >= limit {
-				return
-			}
+			b.mu.Unlock()
+		case <-timeout:
+			return buf, nats.ErrTimeout
 		}
-		if until > 0 && md.Sequence.Stream >= until {
-			return
-		}
+	}
+}
+
+// wake wakes the waiter on c, if any.
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }

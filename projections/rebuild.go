@@ -61,7 +61,8 @@ func Rebuild(ctx context.Context, src Source, p Projection, opts ...RebuildOptio
 	last := time.Now()
 	report(false)
 	apply := func(from uint64) error {
-		f := startFeed(ctx, src, jetsource.Query{Filters: p.Filters(), FromSequence: from}, 2*o.batch)
+		// The queue holds one batch while the applier holds another.
+		f := startFeed(ctx, src, jetsource.Query{Filters: p.Filters(), FromSequence: from}, o.batch)
 		defer f.stop()
 		buf := make([]jetsource.Event, 0, o.batch)
 		for {

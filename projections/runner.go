@@ -243,7 +243,8 @@ func (r *Runner) runOnce(ctx context.Context, ps *runState, careful *uint64, log
 	}
 	ps.setCheckpoint(cp)
 	log.Debug("reading", "from", cp+1)
-	f := startFeed(ctx, r.src, jetsource.Query{Filters: ps.p.Filters(), FromSequence: cp + 1, Follow: true}, 2*r.o.batch)
+	// The queue holds one batch while the applier holds another.
+	f := startFeed(ctx, r.src, jetsource.Query{Filters: ps.p.Filters(), FromSequence: cp + 1, Follow: true}, r.o.batch)
 	defer f.stop()
 	buf := make([]jetsource.Event, 0, r.o.batch)
 	single := func(e jetsource.Event) bool { return e.Sequence <= *careful }

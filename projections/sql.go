@@ -41,6 +41,12 @@ type SQL struct {
 	Setup func(ctx context.Context, tx *SQLTx) error
 	// Apply applies one event inside the batch's transaction. An error
 	// rolls the whole transaction back, checkpoint included.
+	//
+	// ctx carries the values of the batch's context but not its
+	// cancellation (its Done channel is nil), so that a statement does not
+	// start a watcher of its own: the transaction is bound to the batch's
+	// context, which is checked between events, and a batch whose context
+	// ends is rolled back once the statement under way has finished.
 	Apply func(ctx context.Context, tx *SQLTx, e jetsource.Event) error
 	// Location describes the database for status output, such as
 	// "sqlite:app.db" (optional).
@@ -54,12 +60,23 @@ type SQLTx struct {
 	suffix string
 	m      *sqlModel
 	stmts  map[string]*sql.Stmt
+	tables map[string]string
 }
 
 // Table returns the quoted name under which the projection's table name
 // lives in this read model: "name" for the live one, "name__g3" for
 // generation 3 being rebuilt. Use it for index names too.
-func (tx *SQLTx) Table(name string) string { return quoteIdent(name + tx.suffix) }
+func (tx *SQLTx) Table(name string) string {
+	if q, ok := tx.tables[name]; ok {
+		return q
+	}
+	q := quoteIdent(name + tx.suffix)
+	if tx.tables == nil {
+		tx.tables = make(map[string]string, 4)
+	}
+	tx.tables[name] = q
+	return q
+}
 
 // Generation returns the suffix of this read model's names ("" for the
 // live read model before any rebuild, "__g3" for generation 3).
@@ -103,9 +120,12 @@ func OpenSQLite(path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("%w: empty SQLite path", ErrInvalidOption)
 	}
 	q := url.Values{}
+	// The busy timeout comes first (the driver applies _busy_timeout before
+	// the _pragma list): switching a new file to WAL needs a lock that
+	// another process opening it may hold for a moment.
+	q.Set("_busy_timeout", "10000")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
@@ -353,6 +373,12 @@ func (m *sqlModel) Checkpoint(ctx context.Context) (uint64, error) {
 	return cp, nil
 }
 
+// The statements that read and write a read model's checkpoint.
+const (
+	sqlReadCheckpoint  = `SELECT sequence FROM ` + CheckpointTable + ` WHERE name = ?`
+	sqlWriteCheckpoint = `UPDATE ` + CheckpointTable + ` SET sequence = ?, updated = ? WHERE name = ?`
+)
+
 // Apply implements [Model]: one SQL transaction that reads the
 // checkpoint, applies the events after it and writes the new checkpoint.
 func (m *sqlModel) Apply(ctx context.Context, after uint64, events []jetsource.Event) (uint64, error) {
@@ -361,8 +387,15 @@ func (m *sqlModel) Apply(ctx context.Context, after uint64, events []jetsource.E
 		return after, fmt.Errorf("projections: %s: begin: %w", m.def.Name, err)
 	}
 	defer tx.Rollback()
+	// The checkpoint statements are prepared once per database: a batch
+	// then parses no SQL of its own.
+	stx := &SQLTx{Tx: tx, suffix: m.suffix, m: m}
+	sel, err := stx.Prepared(ctx, sqlReadCheckpoint)
+	if err != nil {
+		return after, fmt.Errorf("projections: %s: checkpoint: %w", m.def.Name, err)
+	}
 	var cp uint64
-	err = tx.QueryRowContext(ctx, `SELECT sequence FROM `+CheckpointTable+` WHERE name = ?`, m.row).Scan(&cp)
+	err = sel.QueryRowContext(ctx, m.row).Scan(&cp)
 	switch {
 	case errors.Is(err, sql.ErrNoRows) && m.suffix != "":
 		return after, fmt.Errorf("%w: %s: the rebuild was replaced", ErrRebuildConflict, m.def.Name)
@@ -373,13 +406,26 @@ func (m *sqlModel) Apply(ctx context.Context, after uint64, events []jetsource.E
 	case cp < after:
 		return after, &CheckpointError{Expected: after, Current: cp}
 	}
-	stx := &SQLTx{Tx: tx, suffix: m.suffix, m: m}
+	// The statements of the batch run without a context of their own to
+	// watch (the driver would start a goroutine per statement): the
+	// transaction is bound to ctx, checked between events.
+	actx := context.WithoutCancel(ctx)
 	last := cp
-	for _, e := range events {
+	for i := range events {
+		e := &events[i]
 		if e.Sequence <= last {
 			continue
 		}
-		if err := m.def.Apply(ctx, stx, e); err != nil {
+		err := ctx.Err()
+		if err == nil {
+			err = m.def.Apply(actx, stx, *e)
+			if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
+				// The context ended during the statement, which found
+				// its transaction rolled back.
+				err = ctx.Err()
+			}
+		}
+		if err != nil {
 			return after, &ApplyError{Projection: m.def.Name, Sequence: e.Sequence, Subject: e.Subject.String(), Err: err}
 		}
 		last = e.Sequence
@@ -387,7 +433,11 @@ func (m *sqlModel) Apply(ctx context.Context, after uint64, events []jetsource.E
 	if last == cp {
 		return cp, nil
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE `+CheckpointTable+` SET sequence = ?, updated = ? WHERE name = ?`, last, now(), m.row); err != nil {
+	upd, err := stx.Prepared(ctx, sqlWriteCheckpoint)
+	if err == nil {
+		_, err = upd.ExecContext(ctx, last, now(), m.row)
+	}
+	if err != nil {
 		return after, fmt.Errorf("projections: %s: write checkpoint: %w", m.def.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
