@@ -73,7 +73,7 @@ func WithSource(source string) Option {
 }
 
 // WithPullBatch sets how many events a read asks the server for at once
-// (default 256).
+// (default 1000).
 func WithPullBatch(n int) Option {
 	return func(s *Store) error {
 		if n <= 0 {
@@ -102,7 +102,7 @@ func WithLogger(l *slog.Logger) Option {
 // stream does not exist, [jetsource.ErrUnavailable] when the server does not
 // answer in time, and [jetsource.ErrInvalidOption] for a bad option.
 func New(ctx context.Context, js jetstream.JetStream, stream string, opts ...Option) (*Store, error) {
-	s := &Store{js: js, stream: stream, source: jetsource.DefaultSource, timeout: defaultTimeout, pullBatch: 256, apiPrefix: "$JS.API.", strictRetries: defaultStrictRetries}
+	s := &Store{js: js, stream: stream, source: jetsource.DefaultSource, timeout: defaultTimeout, pullBatch: 1000, apiPrefix: "$JS.API.", strictRetries: defaultStrictRetries}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err

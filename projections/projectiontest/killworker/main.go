@@ -36,6 +36,8 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	// Tell a test that signals are handled from now on.
+	fmt.Fprintln(os.Stderr, "killworker: ready")
 	var err error
 	switch a := os.Args[1:]; {
 	case len(a) == 2 && a[0] == "serve":
