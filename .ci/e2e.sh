@@ -5,22 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-work=$(mktemp -d)
-bin="$work/bin"
-mkdir -p "$bin"
-serve_pid=""
-cleanup() {
-	if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then kill -TERM "$serve_pid"; wait "$serve_pid" || true; fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "e2e: FAIL: $*" >&2; [ -f "$work/serve.log" ] && tail -n 20 "$work/serve.log" >&2; exit 1; }
-
-echo "e2e: building jetsource and the nats CLI"
-go build -o "$bin/jetsource" ./cmd/jetsource
-(cd .ci/natscli && go build -o "$bin/nats" github.com/nats-io/natscli/nats)
-js="$bin/jetsource"
-nats="$bin/nats"
+name=e2e
+# shellcheck source=lib.sh
+source .ci/lib.sh
 
 start_serve() { # $1: listen address
 	"$js" serve --listen "$1" --data "$work/data" >"$work/serve.log" 2>&1 &

@@ -9,22 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-work=$(mktemp -d)
-bin="$work/bin"
-mkdir -p "$bin"
-serve_pid=""
-cleanup() {
-	if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then kill -TERM "$serve_pid"; wait "$serve_pid" || true; fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "example: FAIL: $*" >&2; [ -f "$work/serve.log" ] && tail -n 30 "$work/serve.log" >&2; exit 1; }
-
-echo "example: building jetsource and the nats CLI"
-go build -o "$bin/jetsource" ./cmd/jetsource
-(cd .ci/natscli && go build -o "$bin/nats" github.com/nats-io/natscli/nats)
-js="$bin/jetsource"
-nats="$bin/nats"
+name=example
+# shellcheck source=lib.sh
+source .ci/lib.sh
 config=testdata/example/config.yaml
 flagfile=testdata/example/flags.yaml
 
