@@ -35,21 +35,12 @@ up) and the last error a runner recorded in the read model. With --output
 json each projection is one JSON line.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := m.projectionConfig(cmd, g, configFile)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			c, err := m.connect(ctx, g)
+			c, set, err := m.openConfiguredProjections(cmd, g, configFile)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			js, _ := jetstream.New(c.nc, jetstream.WithDefaultTimeout(g.timeout))
-			set, err := openProjections(ctx, cfg, js)
-			if err != nil {
-				return err
-			}
 			defer set.Close()
 			var sts []projections.Status
 			for _, p := range set.projs {
@@ -118,21 +109,12 @@ terminal, a plain line every second otherwise. Progress is measured in
 stream positions up to the last matching event when the rebuild began.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := m.projectionConfig(cmd, g, configFile)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			c, err := m.connect(ctx, g)
+			c, set, err := m.openConfiguredProjections(cmd, g, configFile)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			js, _ := jetstream.New(c.nc, jetstream.WithDefaultTimeout(g.timeout))
-			set, err := openProjections(ctx, cfg, js)
-			if err != nil {
-				return err
-			}
 			defer set.Close()
 			p, err := set.byName(args[0])
 			if err != nil {
@@ -174,4 +156,24 @@ stream positions up to the last matching event when the rebuild began.`,
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "YAML configuration file with a projections section (required)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress report")
 	return cmd
+}
+
+// openConfiguredProjections loads the configuration, connects, and opens
+// its projections; the caller closes both.
+func (m *Main) openConfiguredProjections(cmd *cobra.Command, g *globals, configFile string) (*client, *projectionSet, error) {
+	cfg, err := m.projectionConfig(cmd, g, configFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := m.connect(cmd.Context(), g)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, _ := jetstream.New(c.nc, jetstream.WithDefaultTimeout(g.timeout))
+	set, err := openProjections(cmd.Context(), cfg, js)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, set, nil
 }
