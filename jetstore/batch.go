@@ -30,6 +30,7 @@ const (
 	codeBatchDuplicate    = 10201
 	codeBatchTooManyInFlt = 10210
 	codeAtomicDisabled    = 10174
+	codeBatchIncomplete   = 10176
 )
 
 // AppendBatch implements [jetsource.Store.AppendBatch] with the JetStream
@@ -205,6 +206,15 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 				return acks, nil
 			}
 			return nil, fmt.Errorf("%w: the batch holds an event id stored before, but not as this whole batch; nothing written: %w", jetsource.ErrInvalidEvent, err)
+		}
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == codeBatchIncomplete {
+			// A message the stream never saw (its subject is not
+			// captured) leaves a gap that abandons the batch.
+			for _, e := range events {
+				if !s.captured(e.Subject.String()) {
+					return nil, fmt.Errorf("%w: no stream captures the subject %s; nothing written: %w", jetsource.ErrStreamNotFound, e.Subject, err)
+				}
+			}
 		}
 		unanswered = unanswered || timedOut
 		again, failure := s.refusedPublish(ctx, err, msgs[len(msgs)-1].Subject, waits, timedOut)
