@@ -21,6 +21,7 @@ import (
 
 func (m *Main) newAppendCmd(g *globals) *cobra.Command {
 	var typ, id, actor, expect, source, contentType, batch string
+	var dedup bool
 	var expectFilters []string
 	cmd := &cobra.Command{
 		Use:   "append SUBJECT [DATA|-] | append --batch FILE|-",
@@ -89,7 +90,7 @@ nothing and prints the original sequences.`,
 				if err != nil {
 					return err
 				}
-				return m.appendBatch(cmd, g, batch, seq, fs)
+				return m.appendBatch(cmd, g, batch, seq, fs, dedup)
 			}
 			subj, err := subjects.Parse(args[0])
 			if err != nil {
@@ -130,7 +131,11 @@ nothing and prints the original sequences.`,
 				return err
 			}
 			defer c.Close()
-			ack, err := c.store.Append(cmd.Context(), e, opts...)
+			var st jetsource.Store = c.store
+			if dedup {
+				st, _ = jetsource.WithContentDedup(st)
+			}
+			ack, err := st.Append(cmd.Context(), e, opts...)
 			var ce *jetsource.ConflictError
 			if errors.As(err, &ce) {
 				if g.output == "json" {
@@ -150,7 +155,11 @@ nothing and prints the original sequences.`,
 			}
 			fmt.Fprintln(m.Stdout, ack.Sequence)
 			if ack.Duplicate {
-				fmt.Fprintf(m.Stderr, "duplicate: an event with this id was already stored at sequence %d; nothing written\n", ack.Sequence)
+				what := "an event with this id"
+				if dedup {
+					what = "an event with this id, or the latest event on the subject with the same content,"
+				}
+				fmt.Fprintf(m.Stderr, "duplicate: %s was already stored at sequence %d; nothing written\n", what, ack.Sequence)
 			}
 			return nil
 		},
@@ -164,6 +173,7 @@ nothing and prints the original sequences.`,
 	f.StringVar(&expect, "expect", "", "expected last sequence of the subject's aggregate (0: must be new)")
 	f.StringArrayVar(&expectFilters, "expect-filter", nil, "with --expect SEQ: fail if an event matching this filter was stored after SEQ (repeatable)")
 	f.StringVar(&batch, "batch", "", "append the events of this NDJSON file (- for standard input) as one transaction")
+	f.BoolVar(&dedup, "dedup", false, "write nothing when the event's content (type, content type, schema, data) equals that of the latest event on its subject; print that event's sequence")
 	return cmd
 }
 
@@ -186,7 +196,7 @@ type batchAck struct {
 // appendBatch is "append --batch": the events of an NDJSON file as one
 // transaction (see the command's help). expect is the --expect sequence,
 // nil without one.
-func (m *Main) appendBatch(cmd *cobra.Command, g *globals, name string, expect *uint64, filters []subjects.Filter) error {
+func (m *Main) appendBatch(cmd *cobra.Command, g *globals, name string, expect *uint64, filters []subjects.Filter, dedup bool) error {
 	ctx := cmd.Context()
 	var in io.Reader = cmd.InOrStdin()
 	if name != "-" {
@@ -315,7 +325,11 @@ func (m *Main) appendBatch(cmd *cobra.Command, g *globals, name string, expect *
 			opts = append(opts, jetsource.ExpectNoneAfter(*expect, filters...))
 		}
 	}
-	acks, err := c.store.AppendBatch(ctx, events, opts...)
+	var st jetsource.Store = c.store
+	if dedup {
+		st, _ = jetsource.WithContentDedup(st)
+	}
+	acks, err := st.AppendBatch(ctx, events, opts...)
 	var ce *jetsource.ConflictError
 	if errors.As(err, &ce) {
 		if g.output == "json" {

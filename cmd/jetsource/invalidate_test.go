@@ -56,3 +56,31 @@ func TestInvalidateCommand(t *testing.T) {
 		t.Errorf("missing sequence: code %d err %q", code, errOut)
 	}
 }
+
+func TestAppendDedup(t *testing.T) {
+	s := serve(t, DefaultConfig())
+	ctx := context.Background()
+	srv := "--server=" + s.URL()
+	if code, out, errOut := run(t, ctx, "", "append", "users.A.profile", `{"name":"Ann","age":30}`, "--dedup", srv); code != 0 || strings.TrimSpace(out) != "1" {
+		t.Fatalf("first: %d %q %q", code, out, errOut)
+	}
+	// The same content in another key order: nothing written, sequence 1.
+	code, out, errOut := run(t, ctx, "", "append", "users.A.profile", `{"age":30, "name":"Ann"}`, "--dedup", srv)
+	if code != 0 || strings.TrimSpace(out) != "1" || !strings.Contains(errOut, "same content") {
+		t.Fatalf("same content: %d %q %q", code, out, errOut)
+	}
+	// Without --dedup it is stored again.
+	if code, out, _ := run(t, ctx, "", "append", "users.A.profile", `{"age":30,"name":"Ann"}`, srv); code != 0 || strings.TrimSpace(out) != "2" {
+		t.Fatalf("without --dedup: %d %q", code, out)
+	}
+	// A batch: the unchanged profile is left out, the new one stored.
+	batch := `{"subject":"users.A.profile","data":{"name":"Ann","age":30}}` + "\n" + `{"subject":"users.B.profile","data":{"name":"Bob"}}` + "\n"
+	code, out, errOut = run(t, ctx, batch, "append", "--batch", "-", "--dedup", "-o", "json", srv)
+	if code != 0 || !strings.Contains(out, `"duplicate":true`) || !strings.Contains(out, `"sequence":3`) {
+		t.Fatalf("batch: %d %q %q", code, out, errOut)
+	}
+	_, out, _ = run(t, ctx, "", "events", "users.>", "-o", "json", srv)
+	if n := strings.Count(out, "\n"); n != 3 {
+		t.Fatalf("stored %d events, want 3: %s", n, out)
+	}
+}
