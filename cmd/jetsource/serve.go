@@ -23,7 +23,7 @@ func (m *Main) newServeCmd(g *globals) *cobra.Command {
 	var configFile, listen, data, sync, logFormat string
 	cmd := &cobra.Command{
 		Use:   "serve [--config FILE] [--listen HOST:PORT] [--data DIR]",
-		Short: "Run the embedded NATS server with the event stream",
+		Short: "Run the embedded NATS server with the event stream and the configured workers",
 		Long: `serve starts a NATS server with JetStream inside this process, stores its
 files in the data directory, provisions the event stream and runs until
 interrupted (SIGINT or SIGTERM), then drains and exits.
