@@ -177,6 +177,11 @@ func (s *dedupStore) Append(ctx context.Context, e Event, opts ...AppendOption) 
 		var seq uint64
 		if ok {
 			if ContentHash(last) == hash {
+				// Nothing is written, but the caller's own conditions
+				// still decide between a duplicate and a conflict.
+				if err := s.checkConditions(ctx, e, opts); err != nil {
+					return Ack{}, err
+				}
 				return Ack{Stream: last.Stream, Sequence: last.Sequence, Duplicate: true}, nil
 			}
 			seq = last.Sequence
@@ -202,19 +207,53 @@ func (s *dedupStore) AppendBatch(ctx context.Context, events []Event, opts ...Ap
 	if len(events) == 0 || len(events) > MaxBatch {
 		return s.Store.AppendBatch(ctx, events, opts...)
 	}
-	var err error
+	o, err := ApplyAppendOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	own := make(map[string]bool, len(o.Conditions))
+	for _, c := range o.Conditions {
+		own[c.Filter.String()] = true
+	}
 	for range maxDedupRetries {
 		var acks []Ack
 		acks, err = s.appendBatchOnce(ctx, events, opts)
 		var ce *ConflictError
-		if !errors.As(err, &ce) || ce.ReadPosition {
+		if !errors.As(err, &ce) || ce.ReadPosition || own[ce.Filter] {
 			return acks, err
 		}
-		// An exact conflict on one of our guards: check again. (A caller's
-		// own ExpectLast conflict also lands here; rechecking it is
-		// harmless, it fails the same way again.)
+		// An exact conflict on one of the de-duplication guards: another
+		// writer moved a subject in between, check again.
 	}
 	return nil, err
+}
+
+// checkConditions checks the conditions of an append that writes nothing
+// (a content duplicate) against the store as it is now: the result is the
+// conflict the append would have met, or nil.
+func (s *dedupStore) checkConditions(ctx context.Context, e Event, opts []AppendOption) error {
+	o, err := ApplyAppendOptions(opts...)
+	if err != nil {
+		return err
+	}
+	conds, err := EventConditions(e, o)
+	if err != nil {
+		return err
+	}
+	return checkAll(ctx, s.Store, conds)
+}
+
+func checkAll(ctx context.Context, st Store, conds []Condition) error {
+	for _, c := range conds {
+		last, err := st.LastSequence(ctx, c.Filter)
+		if err != nil {
+			return err
+		}
+		if !c.Holds(last) {
+			return c.Conflict(last, nil)
+		}
+	}
+	return nil
 }
 
 func (s *dedupStore) appendBatchOnce(ctx context.Context, events []Event, opts []AppendOption) ([]Ack, error) {
@@ -260,6 +299,14 @@ func (s *dedupStore) appendBatchOnce(ctx context.Context, events []Event, opts [
 		keep, keepIdx = append(keep, e), append(keepIdx, i)
 	}
 	if len(keep) == 0 {
+		// Nothing to write; the caller's conditions still apply.
+		o, err := ApplyAppendOptions(opts...)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkAll(ctx, s.Store, o.Conditions); err != nil {
+			return nil, err
+		}
 		return acks, nil
 	}
 	stored, err := s.Store.AppendBatch(ctx, keep, append(slices.Clone(opts), guards...)...)

@@ -107,8 +107,17 @@ func TestContentDedup(t *testing.T) {
 			t.Errorf("stored %d events, want 4", n)
 		}
 
-		// The caller's own condition still applies, and a duplicate is
-		// reported before it is checked.
+		// A duplicate whose caller's condition fails is a conflict, not a
+		// duplicate; with the condition holding it is a duplicate.
+		_, err = s.Append(ctx, ev("users.A.renamed", `{"name":"x"}`), jetsource.ExpectSequence(1))
+		if !errors.Is(err, jetsource.ErrConflict) {
+			t.Errorf("duplicate content with a stale expectation: %v, want conflict", err)
+		}
+		dup, err := s.Append(ctx, ev("users.A.renamed", `{"name":"x"}`), jetsource.ExpectSequence(back.Sequence))
+		if err != nil || !dup.Duplicate || dup.Sequence != back.Sequence {
+			t.Errorf("duplicate content with a holding expectation: %+v %v", dup, err)
+		}
+		// The caller's own condition still applies to new content.
 		_, err = s.Append(ctx, ev("users.A.renamed", `{"name":"z"}`), jetsource.ExpectSequence(1))
 		if !errors.Is(err, jetsource.ErrConflict) {
 			t.Errorf("stale expectation: %v, want conflict", err)
@@ -217,6 +226,11 @@ func TestContentDedupBatch(t *testing.T) {
 		}
 		if n := count(t, base, "users.>"); n != 3 {
 			t.Errorf("stored %d events, want 3", n)
+		}
+		// ... unless the caller's condition fails.
+		_, err = s.AppendBatch(ctx, []jetsource.Event{ev("users.A.renamed", `{"name":"y"}`)}, jetsource.ExpectLast(subjects.MustParseFilter("users.A.>"), 1))
+		if !errors.Is(err, jetsource.ErrConflict) {
+			t.Errorf("all duplicates with a stale condition: %v, want conflict", err)
 		}
 	})
 }
