@@ -338,9 +338,10 @@ func (p *KVProjection) NewGeneration(ctx context.Context) (Generation, error) {
 
 type kvGeneration struct {
 	*kvModel
-	gen uint64
-	old pointer
-	rev uint64
+	gen     uint64
+	old     pointer
+	rev     uint64
+	swapped bool
 }
 
 func (g *kvGeneration) Location() string { return "kv:" + g.bucket }
@@ -356,14 +357,20 @@ func (g *kvGeneration) Swap(ctx context.Context) error {
 		}
 		return fmt.Errorf("projections: %s: swap: %w", p.def.Name, err)
 	}
-	if err := p.js.DeleteKeyValue(ctx, g.old.Bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+	// Swapped: from here on the new bucket is the live one, and Discard
+	// leaves it alone even if deleting the old one fails.
+	g.swapped = true
+	if err := p.js.DeleteKeyValue(context.WithoutCancel(ctx), g.old.Bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return fmt.Errorf("projections: %s: swapped, but cannot delete the old bucket %s: %w", p.def.Name, g.old.Bucket, err)
 	}
 	return nil
 }
 
-// Discard deletes the generation's bucket.
+// Discard deletes the generation's bucket, unless it was swapped in.
 func (g *kvGeneration) Discard(ctx context.Context) error {
+	if g.swapped {
+		return nil
+	}
 	err := g.p.js.DeleteKeyValue(ctx, g.bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil

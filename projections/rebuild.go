@@ -98,8 +98,14 @@ func Rebuild(ctx context.Context, src Source, p Projection, opts ...RebuildOptio
 			return discard(err)
 		}
 		if live > pr.Checkpoint {
+			before := pr.Checkpoint
 			if err := apply(pr.Checkpoint + 1); err != nil {
 				return discard(err)
+			}
+			if pr.Checkpoint == before {
+				// Nothing the filters match lies between the two: the live
+				// checkpoint came from other filters (or deleted events).
+				return discard(fmt.Errorf("%w: %s: the live read model is at sequence %d, but no event matching the filters follows %d; were the filters changed? Remove the live read model's checkpoint or rebuild under a new name", ErrRebuildConflict, p.Name(), live, before))
 			}
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -208,8 +209,20 @@ func (r *Runner) loop(ctx context.Context, ps *runState) {
 		}
 		if errors.Is(err, ErrCheckpointMoved) || errors.Is(err, ErrConflict) {
 			// Someone else changed the read model: resume from its
-			// checkpoint at once.
+			// checkpoint after a short random pause (two writers must
+			// not spin against each other).
 			log.Info("read model changed, resuming from its checkpoint", "err", err)
+			if !sleepCtx(ctx, time.Duration(rand.Int64N(int64(r.o.minBackoff)+1))) {
+				return
+			}
+			continue
+		}
+		if err == nil {
+			// The feed ended without an error (a closed connection the
+			// read reported as done): read again.
+			if !sleepCtx(ctx, wait) {
+				return
+			}
 			continue
 		}
 		ps.mu.Lock()
@@ -287,4 +300,16 @@ func (ps *runState) setCheckpoint(cp uint64) {
 	ps.mu.Lock()
 	ps.checkpoint = cp
 	ps.mu.Unlock()
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

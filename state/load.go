@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jetsource/jetsource"
@@ -170,6 +171,11 @@ func (l *Loader[S]) loadDirect(ctx context.Context, cfg config, d *direct, c cou
 		return l.r.Initial(), 0, nil
 	}
 	base := f.seq
+	if haveSnap && f.seq > c.head {
+		// A snapshot past the stream's head is not this stream's (it was
+		// recreated or purged): start over.
+		f, haveSnap, base = fold[S]{state: l.r.Initial()}, false, 0
+	}
 	if haveSnap && c.exact {
 		switch {
 		case c.events == f.count:
@@ -182,6 +188,9 @@ func (l *Loader[S]) loadDirect(ctx context.Context, cfg config, d *direct, c cou
 			if err != nil && !errors.Is(err, errTooMany) {
 				return zero, 0, err
 			}
+			// Servers before 2.15 ignore the lower bound of multi_last:
+			// keep only what follows the snapshot.
+			evs = slices.DeleteFunc(evs, func(e jetsource.Event) bool { return e.Sequence <= f.seq || e.Sequence > c.head })
 			if err == nil && uint64(len(evs)) == c.events-f.count {
 				// Every new event is the last of its subject: that is
 				// the whole tail.
