@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/jetsource/jetsource"
 	"github.com/jetsource/jetsource/state"
@@ -20,13 +21,35 @@ import (
 // DefaultSnapshotEvery is the default of [WithSnapshotEvery].
 const DefaultSnapshotEvery = 20
 
+// DefaultIdempotencyHorizon is the default of [WithIdempotencyHorizon].
+const DefaultIdempotencyHorizon = 24 * time.Hour
+
 // SnapshotOption configures the loader made by [Snapshots].
 type SnapshotOption func(*snapshotConfig) error
 
 type snapshotConfig struct {
 	version string
 	every   int
+	horizon time.Duration
 	logger  *slog.Logger
+}
+
+// WithIdempotencyHorizon sets how long a command stays recognisable when
+// it is sent again (default [DefaultIdempotencyHorizon]). The [Processor]
+// recognises a repeated command by its own events in the replay, so a
+// snapshot never folds events stored within the horizon: they are always
+// read, and a command repeated within the horizon is answered as the
+// duplicate it is. Beyond it, a repeat is decided again (and the stream's
+// id de-duplication catches it within its own window). d must not be
+// negative; 0 lets snapshots reach the newest event.
+func WithIdempotencyHorizon(d time.Duration) SnapshotOption {
+	return func(c *snapshotConfig) error {
+		if d < 0 {
+			return fmt.Errorf("%w: idempotency horizon %v is negative", ErrInvalidOption, d)
+		}
+		c.horizon = d
+		return nil
+	}
 }
 
 // WithModelVersion sets the version of the model and of its fold (default:
@@ -75,6 +98,7 @@ type SnapshotLoader[M any] struct {
 	store   state.SnapshotStore
 	version string
 	every   int
+	horizon time.Duration
 	log     *slog.Logger
 	warned  atomic.Bool
 }
@@ -107,14 +131,19 @@ var _ Loader[int] = (*SnapshotLoader[int])(nil)
 // [Processor] appends on the condition that nothing matching the filters
 // was stored after the returned position, which the server checks.
 //
-// Options: [WithModelVersion], [WithSnapshotEvery], [WithSnapshotLogger].
+// A snapshot never folds the events stored within the idempotency horizon
+// ([WithIdempotencyHorizon], a day by default), so that a command sent again
+// within it still finds its own events in the replay.
+//
+// Options: [WithModelVersion], [WithSnapshotEvery],
+// [WithIdempotencyHorizon], [WithSnapshotLogger].
 // It returns an error matching [ErrInvalidOption] for a nil store or a bad
 // option.
 func Snapshots[M any](store state.SnapshotStore, opts ...SnapshotOption) (*SnapshotLoader[M], error) {
 	if store == nil {
 		return nil, fmt.Errorf("%w: Snapshots needs a snapshot store", ErrInvalidOption)
 	}
-	c := snapshotConfig{version: reflect.TypeFor[M]().String(), every: DefaultSnapshotEvery}
+	c := snapshotConfig{version: reflect.TypeFor[M]().String(), every: DefaultSnapshotEvery, horizon: DefaultIdempotencyHorizon}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -126,7 +155,7 @@ func Snapshots[M any](store state.SnapshotStore, opts ...SnapshotOption) (*Snaps
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
-	return &SnapshotLoader[M]{store: store, version: c.version, every: c.every, log: c.logger}, nil
+	return &SnapshotLoader[M]{store: store, version: c.version, every: c.every, horizon: c.horizon, log: c.logger}, nil
 }
 
 // NewWithSnapshots is [NewWithLoader] with the loader [Snapshots] of
@@ -177,17 +206,34 @@ func (l *SnapshotLoader[M]) Load(ctx context.Context, r Reader, filters []subjec
 	if err := ctx.Err(); err != nil {
 		return initial, 0, err
 	}
+	// The snapshot to write is the model before the first event within the
+	// idempotency horizon (or after the last event, when all are older).
+	cutoff := time.Now().Add(-l.horizon)
+	var snap []byte
+	snapPos, snapFolded, captured := from, 0, false
+	capture := func(pos uint64, folded int) {
+		captured = true
+		if folded >= l.every || (!found && folded > 0) {
+			snap, snapPos, snapFolded = l.encode(m), pos, folded
+		}
+	}
 	pos, folded := from, 0
 	for e, err := range r.Read(ctx, jetsource.Query{Filters: filters, FromSequence: from + 1}) {
 		if err != nil {
 			return initial, 0, err
 		}
+		if !captured && !e.Stored.Before(cutoff) {
+			capture(pos, folded)
+		}
 		m = evolve(m, e)
 		pos = max(pos, e.Sequence)
 		folded++
 	}
-	if folded >= l.every || (!found && folded > 0) {
-		l.put(ctx, key, m, pos, count+uint64(folded))
+	if !captured {
+		capture(pos, folded)
+	}
+	if snap != nil {
+		l.put(ctx, key, snap, snapPos, count+uint64(snapFolded))
 	}
 	return m, pos, nil
 }
@@ -215,9 +261,9 @@ func (l *SnapshotLoader[M]) get(ctx context.Context, key subjects.Subject, initi
 	return m, s.Sequence, s.Count, true
 }
 
-// put writes the snapshot of m at seq, the fold of count events, unless m does not survive a JSON
-// round trip. Failures are logged.
-func (l *SnapshotLoader[M]) put(ctx context.Context, key subjects.Subject, m M, seq, count uint64) {
+// encode returns the JSON of m, or nil when m does not survive a JSON round
+// trip (logged once).
+func (l *SnapshotLoader[M]) encode(m M) []byte {
 	b, err := json.Marshal(m)
 	if err == nil {
 		var back M
@@ -229,8 +275,14 @@ func (l *SnapshotLoader[M]) put(ctx context.Context, key subjects.Subject, m M, 
 		if !l.warned.Swap(true) {
 			l.log.Warn("decision model not snapshotted: every load folds from the stream", "version", l.version, "err", err)
 		}
-		return
+		return nil
 	}
+	return b
+}
+
+// put writes the snapshot b at seq, the fold of count events. Failures are
+// logged.
+func (l *SnapshotLoader[M]) put(ctx context.Context, key subjects.Subject, b []byte, seq, count uint64) {
 	snap := state.Snapshot{Version: l.version, Sequence: seq, Count: count, State: b}
 	if err := l.store.Put(ctx, key, snap); err != nil {
 		l.log.Warn("decision snapshot not written", "key", key.String(), "sequence", seq, "err", err)

@@ -65,7 +65,7 @@ func TestSnapshotLoaderReadsOnlyTheTail(t *testing.T) {
 	appendN(t, e, "u1", 30)
 	appendN(t, e, "other", 5) // not in the boundary
 
-	l, err := handlers.Snapshots[tally](snaps)
+	l, err := handlers.Snapshots[tally](snaps, handlers.WithIdempotencyHorizon(0))
 	must(t, err)
 	var calls atomic.Int64
 	load := func(l handlers.Loader[tally]) (tally, uint64, int64) {
@@ -102,7 +102,7 @@ func TestSnapshotLoaderReadsOnlyTheTail(t *testing.T) {
 		}
 	})
 	t.Run("VersionChangeIgnoresOldSnapshots", func(t *testing.T) {
-		l2, err := handlers.Snapshots[tally](snaps, handlers.WithModelVersion("tally/2"))
+		l2, err := handlers.Snapshots[tally](snaps, handlers.WithModelVersion("tally/2"), handlers.WithIdempotencyHorizon(0))
 		must(t, err)
 		if l2.Key(fs) == l.Key(fs) {
 			t.Fatal("versions share a key")
@@ -255,7 +255,7 @@ func TestSnapshotsDecideAsReplay(t *testing.T) {
 	}
 	replayed, replayedEvents := run(t)
 	snapEnv := state.NewMemorySnapshots()
-	snapshotted, snapshotEvents := run(t, example.WithSnapshots(snapEnv, handlers.WithSnapshotEvery(1)))
+	snapshotted, snapshotEvents := run(t, example.WithSnapshots(snapEnv, handlers.WithSnapshotEvery(1), handlers.WithIdempotencyHorizon(0)))
 	if snapEnv.Puts() == 0 {
 		t.Fatal("no snapshot written")
 	}
@@ -318,7 +318,7 @@ func TestSnapshotsConcurrentCommandsOneWinner(t *testing.T) {
 	results := make([]handlers.Result, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		h, err := handlers.NewWithSnapshots(claimDecider(), snaps, handlers.WithSnapshotEvery(1))
+		h, err := handlers.NewWithSnapshots(claimDecider(), snaps, handlers.WithSnapshotEvery(1), handlers.WithIdempotencyHorizon(0))
 		must(t, err)
 		p := processor(t, e, registry(t, map[string]handlers.Handler{"Claim": h}), handlers.WithSerialBoundaries(false), handlers.WithMaxAttempts(50))
 		wg.Go(func() {
@@ -342,5 +342,33 @@ func TestSnapshotsConcurrentCommandsOneWinner(t *testing.T) {
 	}
 	if won != 1 {
 		t.Fatalf("%d winners, want 1", won)
+	}
+}
+
+// A command sent again after a snapshot of its boundary was written is
+// still recognised: snapshots never fold the events of the idempotency
+// horizon. (With a horizon of 0 the third send below is decided again on a
+// model that holds its own effect, and rejected.)
+func TestSnapshotsKeepCommandsRecognisable(t *testing.T) {
+	e := newEnv(t)
+	reg := handlers.NewRegistry()
+	snaps := state.NewMemorySnapshots()
+	must(t, example.Register(reg, example.WithSnapshots(snaps, handlers.WithSnapshotEvery(1))))
+	p := processor(t, e, reg)
+	ins := example.InsertUser{Company: "c", ID: "a", Name: "Ann", Username: "ann"}
+	var first handlers.Result
+	for i := range 3 {
+		r, err := p.Send(context.Background(), "InsertUser", ins, handlers.WithCommandID("ins-1"))
+		must(t, err)
+		if i == 0 {
+			first = r
+			continue
+		}
+		if r.Status != handlers.StatusAccepted || !r.Duplicate || fmt.Sprint(r.Sequences) != fmt.Sprint(first.Sequences) {
+			t.Fatalf("send %d: %+v, want a duplicate of %+v", i+1, r, first)
+		}
+	}
+	if n := len(e.events(t)); n != len(first.Sequences) {
+		t.Fatalf("stored %d events, want %d", n, len(first.Sequences))
 	}
 }
