@@ -33,6 +33,9 @@ type Server struct {
 	ctx    context.Context // of the commands in progress
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// mu orders taking on a command (wg.Add) before Close waits for them.
+	mu      sync.Mutex
+	waiting bool
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -100,11 +103,14 @@ func (s *Server) receive(m *nats.Msg) {
 	case <-s.ctx.Done():
 		return
 	}
-	if s.ctx.Err() != nil {
+	s.mu.Lock()
+	if s.ctx.Err() != nil || s.waiting {
+		s.mu.Unlock()
 		<-s.sem
 		return
 	}
 	s.wg.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer func() { <-s.sem; s.wg.Done() }()
 		s.handle(m)
@@ -162,6 +168,9 @@ func (s *Server) Close() error {
 			break
 		}
 		close(s.closed)
+		s.mu.Lock()
+		s.waiting = true // no command is taken on from here
+		s.mu.Unlock()
 		done := make(chan struct{})
 		go func() { s.wg.Wait(); close(done) }()
 		select {

@@ -75,8 +75,8 @@ func (s *Store) AppendBatch(ctx context.Context, events []jetsource.Event, opts 
 // publishers that coalesce independent appends into one batch (group
 // commit); applications use [Store.AppendBatch].
 //
-// It returns [jetsource.ErrInvalidOption] for an empty batch or too many
-// conditions, [jetsource.ErrBatchTooLarge] for more than
+// It returns [jetsource.ErrInvalidOption] for an empty batch,
+// [jetsource.ErrBatchTooLarge] for more than
 // [jetsource.MaxBatch] events, and otherwise the errors of
 // [Store.AppendBatch].
 func (s *Store) AppendPrepared(ctx context.Context, events []jetsource.Event, conds []jetsource.Condition) ([]jetsource.Ack, error) {
@@ -293,15 +293,20 @@ func (s *Store) resolve(ctx context.Context, conds []jetsource.Condition) (uint6
 // to report if it is not attempted again.
 func (s *Store) batchConflict(ctx context.Context, conds []jetsource.Condition, cur uint64, known bool, cause error) (holds bool, err error) {
 	holds = len(conds) > 0
+	var readErr error
 	for _, c := range conds {
 		last, err := s.conditionLast(ctx, c.Filter.String())
 		if err != nil {
-			holds = false
+			holds, readErr = false, err
 			continue
 		}
 		if !c.Holds(last) {
 			return false, c.Conflict(last, cause)
 		}
+	}
+	if readErr != nil {
+		// Not known to be a conflict: say why it cannot be told.
+		return false, fmt.Errorf("jetstore: append batch refused (%v), and its conditions cannot be read: %w", cause, readErr)
 	}
 	if len(conds) > 0 {
 		ce := conds[0].Conflict(cur, cause)
