@@ -261,6 +261,12 @@ func (p *Provider) forward(stop, done, wake chan struct{}) {
 		case <-wake:
 		}
 		p.mu.Lock()
+		if p.stop != stop {
+			// Shut down (and perhaps started again): the pending changes
+			// belong to the next run.
+			p.mu.Unlock()
+			return
+		}
 		names := p.pending
 		p.pending = nil
 		p.mu.Unlock()
