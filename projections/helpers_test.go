@@ -3,7 +3,6 @@ package projections_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/jetsource/jetsource/embedded/embeddedtest"
 	"github.com/jetsource/jetsource/jetstore"
 	"github.com/jetsource/jetsource/projections"
+	"github.com/jetsource/jetsource/projections/projectiontest"
 	"github.com/jetsource/jetsource/subjects"
 )
 
@@ -71,32 +71,9 @@ func (e *env) appendN(t testing.TB, first, n, entities int) {
 	flush()
 }
 
-// counting is an SQL projection that counts applications per entity and
-// sums the events' n, so that an event applied twice shows.
-func counting(name string) projections.SQL {
-	return projections.SQL{
-		Name:    name,
-		Filters: []subjects.Filter{subjects.MustParseFilter("users.>")},
-		Tables:  []string{"counts"},
-		Setup: func(ctx context.Context, tx *projections.SQLTx) error {
-			_, err := tx.ExecContext(ctx, `CREATE TABLE `+tx.Table("counts")+` (entity TEXT PRIMARY KEY, applied INTEGER NOT NULL, total INTEGER NOT NULL)`)
-			return err
-		},
-		Apply: func(ctx context.Context, tx *projections.SQLTx, e jetsource.Event) error {
-			var v struct{ N int64 }
-			if err := json.Unmarshal(e.Data, &v); err != nil {
-				return err
-			}
-			st, err := tx.Prepared(ctx, `INSERT INTO `+tx.Table("counts")+` (entity, applied, total) VALUES (?, 1, ?)
-ON CONFLICT (entity) DO UPDATE SET applied = applied + 1, total = total + excluded.total`)
-			if err != nil {
-				return err
-			}
-			_, err = st.ExecContext(ctx, e.Aggregate().String(), v.N)
-			return err
-		},
-	}
-}
+// counting is the counting projection of projectiontest over users.>:
+// per entity, how many events were applied and their sum.
+func counting(name string) projections.SQL { return projectiontest.Counting(name, "users.>") }
 
 func openDB(t testing.TB, dir string) *sql.DB {
 	t.Helper()
