@@ -418,62 +418,53 @@ func (p *ruleParser) integer(n *yaml.Node, field string, lo, hi int) int {
 }
 
 func (p *ruleParser) durations(n *yaml.Node, field string) []time.Duration {
-	items := []*yaml.Node{n}
-	if n.Kind == yaml.SequenceNode {
-		items = n.Content
-		if len(items) == 0 {
-			p.failf(n, field, "want at least one delay")
-		}
-	}
 	var out []time.Duration
-	for i, it := range items {
-		f := field
-		if n.Kind == yaml.SequenceNode {
-			f = fmt.Sprintf("%s[%d]", field, i)
-		}
-		it = resolveAlias(it)
-		s, ok := p.str(it, f)
-		if !ok {
-			continue
-		}
+	p.strings(n, field, "delay", func(it *yaml.Node, f, s string) {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
 			p.failf(it, f, "want a positive duration such as 500ms or 5s, got %q", s)
-			continue
+			return
 		}
 		out = append(out, d)
-	}
+	})
 	return out
 }
 
 // filters reads a filter or a list of filters.
 func (p *ruleParser) filters(n *yaml.Node, field string) []subjects.Filter {
+	var out []subjects.Filter
+	p.strings(n, field, "subject filter", func(it *yaml.Node, f, s string) {
+		flt, err := subjects.ParseFilter(s)
+		if err != nil {
+			p.fail(it, f, err)
+			return
+		}
+		out = append(out, flt)
+	})
+	return out
+}
+
+// strings calls each with every string of n, one string or a non-empty
+// list of them (what names one, for the error of an empty list), and its
+// field path (field, or field[i] in a list).
+func (p *ruleParser) strings(n *yaml.Node, field, what string, each func(it *yaml.Node, field, s string)) {
 	items := []*yaml.Node{n}
 	if n.Kind == yaml.SequenceNode {
 		items = n.Content
 		if len(items) == 0 {
-			p.failf(n, field, "want at least one subject filter")
+			p.failf(n, field, "want at least one %s", what)
 		}
 	}
-	var out []subjects.Filter
 	for i, it := range items {
 		f := field
 		if n.Kind == yaml.SequenceNode {
 			f = fmt.Sprintf("%s[%d]", field, i)
 		}
 		it = resolveAlias(it)
-		s, ok := p.str(it, f)
-		if !ok {
-			continue
+		if s, ok := p.str(it, f); ok {
+			each(it, f, s)
 		}
-		flt, err := subjects.ParseFilter(s)
-		if err != nil {
-			p.fail(it, f, err)
-			continue
-		}
-		out = append(out, flt)
 	}
-	return out
 }
 
 func (p *ruleParser) entities(r *Rule, n *yaml.Node, field string) {
