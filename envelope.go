@@ -234,6 +234,38 @@ func DecodeMsg(subject string, h nats.Header, data []byte, at Stored) (Event, er
 	return e, nil
 }
 
+// DecodeStored turns a stored message into an event and never fails: what
+// [DecodeMsg] refuses comes back as an event whose [Event.Malformed] holds
+// the raw subject, headers and the reason, with Sequence, Stream, Stored,
+// the raw Data and an ID derived like DecodeMsg derives one
+// ("<stream>-<sequence>"). Its Subject is set when the raw subject parses.
+// Readers use it so that no message can stop them.
+func DecodeStored(subject string, h nats.Header, data []byte, at Stored) Event {
+	e, err := DecodeMsg(subject, h, data, at)
+	if err == nil {
+		return e
+	}
+	m := Event{Data: data, Sequence: at.Sequence, Stream: at.Stream, Stored: at.Time,
+		ID: at.Stream + "-" + strconv.FormatUint(at.Sequence, 10)}
+	if s, perr := subjects.Parse(subject); perr == nil {
+		m.Subject = s
+	}
+	m.Malformed = &Malformed{Subject: subject, Header: h, Reason: malformedReason(err)}
+	return m
+}
+
+// malformedReason is the decoding error without the prefixes that
+// repeat what a Malformed already says.
+func malformedReason(err error) string {
+	r := err.Error()
+	if i := strings.Index(r, ": message "); i >= 0 && strings.HasPrefix(r, ErrInvalidEvent.Error()) {
+		if j := strings.Index(r[i+len(": message "):], ": "); j >= 0 {
+			return r[i+len(": message ")+j+2:]
+		}
+	}
+	return r
+}
+
 // parseTime parses an RFC 3339 time as time.Parse(time.RFC3339Nano, v)
 // does. The form EncodeHeader writes (UTC, "Z", up to nine fraction
 // digits) takes a direct path; anything else goes to time.Parse.

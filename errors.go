@@ -3,6 +3,7 @@ package jetsource
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jetsource/jetsource/subjects"
 )
@@ -114,4 +115,60 @@ func (e *ConflictError) Unwrap() []error {
 		return []error{ErrConflict, e.Err}
 	}
 	return []error{ErrConflict}
+}
+
+// The sentinels of hardening: messages that cannot be decoded, answers
+// that cannot be known, subjects that must never be written.
+var (
+	// ErrMalformed marks a stored message that could not be decoded into
+	// an event. Readers never stop on one: they deliver it as an event
+	// whose [Event.Malformed] is set, and [Event.MalformedError] returns
+	// an error matching ErrMalformed.
+	ErrMalformed = errors.New("jetsource: malformed event")
+
+	// ErrUnknownOutcome is returned when an append may or may not have
+	// been stored (a timeout, a lost connection, a server that restarted
+	// mid-request) and the store could not find out. The error is an
+	// [*UnknownOutcomeError] naming the event ids to look up.
+	ErrUnknownOutcome = errors.New("jetsource: outcome unknown")
+
+	// ErrForbiddenSubject is returned, before anything is sent, for an
+	// append to a subject that jetsource never writes: one outside the
+	// event stream's subjects, a system subject ($JS.>, $KV.>, $O.>,
+	// $SYS.>, _INBOX.>) or the command bus prefix.
+	ErrForbiddenSubject = errors.New("jetsource: subject not writable")
+)
+
+// UnknownOutcomeError tells that an append or a transaction may have been
+// stored: look the ids up (a retry with the same ids is safe within the
+// stream's duplicate window). It matches [ErrUnknownOutcome] and its cause.
+type UnknownOutcomeError struct {
+	// IDs are the event ids of the append (one) or the transaction.
+	IDs []string
+	// TransactionID is the transaction id of a batch, if any.
+	TransactionID string
+	// Err is what made the outcome unknown.
+	Err error
+}
+
+// Error names the ids to look up.
+func (e *UnknownOutcomeError) Error() string {
+	what := "event " + strings.Join(e.IDs, ", ")
+	if e.TransactionID != "" {
+		what = "transaction " + e.TransactionID
+	} else if len(e.IDs) > 1 {
+		what = fmt.Sprintf("events %s … %s", e.IDs[0], e.IDs[len(e.IDs)-1])
+	}
+	if e.Err != nil {
+		return fmt.Sprintf("jetsource: outcome unknown: %s may have been stored (look it up by id, or retry with the same id): %v", what, e.Err)
+	}
+	return fmt.Sprintf("jetsource: outcome unknown: %s may have been stored (look it up by id, or retry with the same id)", what)
+}
+
+// Unwrap returns [ErrUnknownOutcome] and the cause.
+func (e *UnknownOutcomeError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrUnknownOutcome, e.Err}
+	}
+	return []error{ErrUnknownOutcome}
 }

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
 
 	"github.com/jetsource/jetsource/subjects"
 )
@@ -86,6 +87,35 @@ type Event struct {
 	Stream string
 	// Stored is when the stream stored the event.
 	Stored time.Time
+
+	// Malformed is set by readers on a stored message that could not be
+	// decoded into an event (see [DecodeStored]). Such an event carries
+	// Sequence, Stream, Stored, an ID derived from them and the raw Data;
+	// its Subject is set only when the raw subject is a valid subject.
+	// Readers deliver it instead of stopping; folds and projections skip
+	// it, durable workers dead-letter it.
+	Malformed *Malformed
+}
+
+// Malformed is the raw material of a stored message that is no valid
+// event, and why.
+type Malformed struct {
+	// Subject is the message's subject as stored.
+	Subject string
+	// Header holds the message's headers as stored.
+	Header nats.Header
+	// Reason tells why the message is no valid event.
+	Reason string
+}
+
+// MalformedError returns nil for a valid event and, for a malformed one,
+// an error matching [ErrMalformed] that names its subject, sequence and
+// reason.
+func (e Event) MalformedError() error {
+	if e.Malformed == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: message %q at sequence %d of %s: %s", ErrMalformed, e.Malformed.Subject, e.Sequence, e.Stream, e.Malformed.Reason)
 }
 
 // Aggregate returns the aggregate the event belongs to: its subject without
