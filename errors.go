@@ -137,6 +137,11 @@ var (
 	// event stream's subjects, a system subject ($JS.>, $KV.>, $O.>,
 	// $SYS.>, _INBOX.>) or the command bus prefix.
 	ErrForbiddenSubject = errors.New("jetsource: subject not writable")
+
+	// ErrStorageFull is returned when the stream or a bucket reached its
+	// configured size limit (or the server its storage limit) and refuses
+	// new messages.
+	ErrStorageFull = errors.New("jetsource: storage full")
 )
 
 // UnknownOutcomeError tells that an append or a transaction may have been

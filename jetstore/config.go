@@ -32,6 +32,10 @@ type StreamConfig struct {
 	// MaxMsgSize limits one event, headers included (0: the server's
 	// maximum payload).
 	MaxMsgSize int32 `json:"max_msg_size" yaml:"max_msg_size"`
+	// MaxBytes limits the stream's size on disk (0: no limit). A full
+	// stream refuses new events with [jetsource.ErrStorageFull]; it never
+	// drops old ones.
+	MaxBytes int64 `json:"max_bytes" yaml:"max_bytes"`
 	// AllowDelete lets operators delete single events. Off by default:
 	// events are facts.
 	AllowDelete bool `json:"allow_delete" yaml:"allow_delete"`
@@ -86,6 +90,9 @@ func (c StreamConfig) Validate() error {
 	if c.MaxMsgSize < 0 {
 		errs = append(errs, fmt.Errorf("%w: negative max message size %d", jetsource.ErrInvalidOption, c.MaxMsgSize))
 	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("%w: negative max bytes %d", jetsource.ErrInvalidOption, c.MaxBytes))
+	}
 	return errors.Join(errs...)
 }
 
@@ -112,14 +119,20 @@ func (c StreamConfig) jetStreamConfig() jetstream.StreamConfig {
 	if maxSize == 0 {
 		maxSize = -1
 	}
+	// A size limit refuses new events and never drops old ones: events
+	// are facts.
+	discard, maxBytes := jetstream.DiscardOld, int64(-1)
+	if c.MaxBytes > 0 {
+		discard, maxBytes = jetstream.DiscardNew, c.MaxBytes
+	}
 	return jetstream.StreamConfig{
 		Name:               c.Name,
 		Description:        "jetsource event stream",
 		Subjects:           c.Subjects,
 		Retention:          jetstream.LimitsPolicy,
-		Discard:            jetstream.DiscardOld,
+		Discard:            discard,
 		MaxMsgs:            -1,
-		MaxBytes:           -1,
+		MaxBytes:           maxBytes,
 		MaxAge:             0,
 		MaxMsgSize:         maxSize,
 		MaxMsgsPerSubject:  -1,
