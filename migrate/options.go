@@ -1,0 +1,112 @@
+package migrate
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetsource/jetsource/publisher"
+)
+
+// Option configures a [Runner].
+type Option func(*config) error
+
+type config struct {
+	js         jetstream.JetStream
+	validate   bool
+	skip       bool
+	onBadRow   func(*RowError)
+	progress   func(n int64)
+	timeout    time.Duration
+	flushEvery int
+	pubOpts    []publisher.Option
+}
+
+func defaultConfig() config {
+	return config{validate: true, timeout: 10 * time.Second, flushEvery: 50000}
+}
+
+// WithJetStream lets the runner fold an aggregate's state with direct
+// gets on the store's stream (see [state.WithJetStream]) instead of a
+// consumer per aggregate: much faster when many rows changed.
+func WithJetStream(js jetstream.JetStream) Option {
+	return func(c *config) error {
+		if js == nil {
+			return fmt.Errorf("%w: WithJetStream needs a JetStream context", ErrInvalidOption)
+		}
+		c.js = js
+		return nil
+	}
+}
+
+// WithValidation turns the first pass on or off (default on): every row of
+// every table is converted before anything is written, and a bad row
+// makes the run write nothing. Off, rows are read once and a bad row stops
+// the run where it is (or is skipped with [WithSkipBadRows]).
+func WithValidation(on bool) Option {
+	return func(c *config) error {
+		c.validate = on
+		return nil
+	}
+}
+
+// WithSkipBadRows writes the good rows and skips the bad ones, which are
+// counted in [Counts].Bad (the first pass is off).
+func WithSkipBadRows() Option {
+	return func(c *config) error {
+		c.skip, c.validate = true, false
+		return nil
+	}
+}
+
+// WithBadRowHandler calls f for every bad row found (in the first pass,
+// or in the run with [WithSkipBadRows]).
+func WithBadRowHandler(f func(*RowError)) Option {
+	return func(c *config) error {
+		c.onBadRow = f
+		return nil
+	}
+}
+
+// WithProgress calls f with the number of rows read since the previous
+// call (from the runner's goroutine, once per row).
+func WithProgress(f func(n int64)) Option {
+	return func(c *config) error {
+		c.progress = f
+		return nil
+	}
+}
+
+// WithTimeout sets the time limit of one request to the store (default
+// 10s).
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: timeout %v must be positive", ErrInvalidOption, d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// WithFlushEvery sets how many appends are made between two collections
+// of their results (default 50000), which bounds the memory a run holds.
+func WithFlushEvery(n int) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: flush every %d must be positive", ErrInvalidOption, n)
+		}
+		c.flushEvery = n
+		return nil
+	}
+}
+
+// WithPublisherOptions passes options to the [publisher.Publisher] the run
+// appends through.
+func WithPublisherOptions(opts ...publisher.Option) Option {
+	return func(c *config) error {
+		c.pubOpts = append(c.pubOpts, opts...)
+		return nil
+	}
+}

@@ -1,0 +1,230 @@
+package migrate
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jetsource/jetsource/subjects"
+)
+
+// plan is a table of the mapping checked against its source.
+type plan struct {
+	t       *Table
+	columns []string // selected: the key columns, then the data columns
+	types   []string // their database types
+	nkeys   int      // the first nkeys columns are the keys
+	members []string // data member of each data column
+	tr      [][]transform
+	filter  subjects.Filter
+	ntokens int // tokens of an aggregate
+	count   int64
+}
+
+// row is a row turned into its aggregate and state.
+type row struct {
+	num       int64
+	aggregate string
+	key       string         // "id=42" for errors
+	state     map[string]any // the data columns, NULLs left out
+	data      []byte         // state as canonical JSON
+	hash      string
+}
+
+func (p *plan) rowError(num int64, key string, err error) *RowError {
+	return &RowError{Table: p.t.Table, Row: num, Key: key, Err: err}
+}
+
+// convert turns the values of one row into its aggregate and state.
+func (p *plan) convert(num int64, vals []any) (row, error) {
+	r := row{num: num}
+	keys := make([]string, p.nkeys)
+	var kdesc strings.Builder
+	for i := range p.nkeys {
+		if i > 0 {
+			kdesc.WriteString(", ")
+		}
+		kdesc.WriteString(p.columns[i])
+		kdesc.WriteByte('=')
+		v, err := p.value(i, vals[i])
+		if err != nil {
+			kdesc.WriteString("?")
+			return r, p.rowError(num, kdesc.String(), fmt.Errorf("key column %s: %w", p.columns[i], err))
+		}
+		s, err := keyText(v)
+		if err != nil {
+			kdesc.WriteString("?")
+			return r, p.rowError(num, kdesc.String(), fmt.Errorf("key column %s: %w", p.columns[i], err))
+		}
+		kdesc.WriteString(strconv.Quote(s))
+		keys[i] = subjects.Escape(s)
+	}
+	r.key = kdesc.String()
+	agg, err := p.t.tmpl.build(keys)
+	if err != nil {
+		return r, p.rowError(num, r.key, err)
+	}
+	r.aggregate = agg
+	r.state = make(map[string]any, len(p.members))
+	for j, m := range p.members {
+		i := p.nkeys + j
+		v, err := p.value(i, vals[i])
+		if err != nil {
+			return r, p.rowError(num, r.key, fmt.Errorf("column %s: %w", p.columns[i], err))
+		}
+		if v != nil {
+			r.state[m] = v
+		}
+	}
+	if r.data, err = json.Marshal(r.state); err != nil {
+		return r, p.rowError(num, r.key, fmt.Errorf("%w: %v", ErrUnsupportedType, err))
+	}
+	r.hash = stateHash(r.data)
+	return r, nil
+}
+
+// value normalizes the value of selected column i and applies its
+// transforms.
+func (p *plan) value(i int, v any) (any, error) {
+	var err error
+	switch x := v.(type) {
+	case nil, string, bool:
+	case int64:
+		v = json.Number(strconv.FormatInt(x, 10))
+	case int32:
+		v = json.Number(strconv.FormatInt(int64(x), 10))
+	case int:
+		v = json.Number(strconv.Itoa(x))
+	case uint64:
+		v = json.Number(strconv.FormatUint(x, 10))
+	case float32:
+		v, err = floatNumber(float64(x))
+	case float64:
+		v, err = floatNumber(x)
+	case time.Time:
+		v = x.Format(time.RFC3339Nano)
+	case []byte:
+		v = slices.Clone(x)
+	default:
+		return nil, fmt.Errorf("%w: %T", ErrUnsupportedType, v)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := v.(string); ok {
+		switch p.types[i] {
+		case "JSON", "JSONB":
+			v = []byte(s)
+		case "NUMERIC", "DECIMAL":
+			if isJSONNumber(s) {
+				v = json.Number(s)
+			}
+		}
+	}
+	if b, ok := v.([]byte); ok && (p.types[i] == "JSON" || p.types[i] == "JSONB") {
+		if v, err = toJSONValue(b); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range p.tr[i] {
+		if v, err = f(v); err != nil {
+			return nil, err
+		}
+	}
+	if b, ok := v.([]byte); ok {
+		return nil, fmt.Errorf("%w: %d bytes of binary data (%s); a transform base64 (or string for UTF-8 text) maps it", ErrUnsupportedType, len(b), typeOr(p.types[i], "BLOB"))
+	}
+	if s, ok := v.(string); ok && !utf8.ValidString(s) {
+		return nil, fmt.Errorf("%w: text that is not UTF-8; a transform base64 maps it", ErrUnsupportedType)
+	}
+	return v, nil
+}
+
+func typeOr(t, def string) string {
+	if t == "" {
+		return def
+	}
+	return t
+}
+
+func floatNumber(f float64) (any, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, fmt.Errorf("%w: %v has no JSON number", ErrUnsupportedType, f)
+	}
+	return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
+}
+
+// keyText is the text of a key value.
+func keyText(v any) (string, error) {
+	switch x := v.(type) {
+	case nil:
+		return "", ErrNullKey
+	case string:
+		return x, nil
+	case json.Number:
+		return string(x), nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	}
+	return "", fmt.Errorf("%w: a key must be text or a number, not %s", ErrUnsupportedType, kindOf(v))
+}
+
+// stateHash is the hash of a state's canonical JSON (128 bits, hex).
+func stateHash(canonical []byte) string {
+	h := sha256.Sum256(canonical)
+	return hex.EncodeToString(h[:16])
+}
+
+// canonicalState encodes a folded state as a row's state is encoded.
+func canonicalState(s any) ([]byte, error) {
+	if s == nil {
+		s = map[string]any{}
+	}
+	return json.Marshal(s)
+}
+
+// diff returns the JSON merge patch that turns old into new: changed
+// members with their new value (objects diffed recursively), removed ones
+// as null. Empty: no difference.
+func diff(old, new map[string]any) map[string]any {
+	patch := map[string]any{}
+	for k, nv := range new {
+		ov, ok := old[k]
+		switch {
+		case !ok:
+			patch[k] = nv
+		case reflect.DeepEqual(ov, nv):
+		default:
+			om, ok1 := ov.(map[string]any)
+			nm, ok2 := nv.(map[string]any)
+			if ok1 && ok2 {
+				patch[k] = diff(om, nm)
+			} else {
+				patch[k] = nv
+			}
+		}
+	}
+	for k := range old {
+		if _, ok := new[k]; !ok {
+			patch[k] = nil
+		}
+	}
+	return patch
+}
+
+// asObject returns a folded state as an object (a state that is not one
+// is the empty object).
+func asObject(s any) map[string]any {
+	if m, ok := s.(map[string]any); ok {
+		return m
+	}
+	return map[string]any{}
+}
