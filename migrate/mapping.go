@@ -252,3 +252,13 @@ func (t template) build(keys []string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// Filter returns the filter of every subject under the table's template,
+// such as customers.*.> for customers.{id}: the events of its rows. It is
+// the zero filter for a table that did not pass [Mapping.Validate].
+func (t Table) Filter() subjects.Filter {
+	if len(t.tmpl.tokens) == 0 {
+		return subjects.Filter{}
+	}
+	return t.tmpl.filter()
+}

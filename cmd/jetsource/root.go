@@ -159,6 +159,8 @@ Exit codes: 0 success, 1 error, 2 usage error, 3 concurrency conflict,
 		m.newCommandCmd(g),
 		m.newHandlersCmd(g),
 		m.newFlagsCmd(g),
+		m.newMigrateCmd(g),
+		m.newSyncCmd(g),
 	)
 	return root
 }
