@@ -461,3 +461,7 @@ func TestLoadMappingResolvesRelativePaths(t *testing.T) {
 		t.Fatalf("mapping: dir %s (want %s), type %q, actor %q", m.Dir, want, m.Tables[1].Type, m.Actor)
 	}
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func mustFilter(s string) subjects.Filter { return subjects.MustParseFilter(s) }
