@@ -78,7 +78,7 @@ Rounds alternate the two sides of a comparison.`,
 	f := cmd.Flags()
 	f.BoolVar(&asJSON, "json", false, "print one JSON line per scenario (same as --output json)")
 	f.IntVar(&rows, "rows", 30000, "rows per round and side of the migrate scenarios")
-	f.IntVar(&syncRows, "sync-rows", 100000, "rows of the sync scenario")
+	f.IntVar(&syncRows, "sync-rows", 20000, "rows of the sync scenario")
 	f.IntVar(&rounds, "rounds", 2, "rounds per side")
 	f.StringVar(&pgURL, "postgres", "", "PostgreSQL server for migrate-postgres (default: env JETSOURCE_TEST_POSTGRES; none: skipped)")
 	return cmd
