@@ -318,12 +318,3 @@ func benchReadRows(ctx context.Context, source string) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// addSubcommand adds sub to the child of root named parent.
-func addSubcommand(root *cobra.Command, parent string, sub *cobra.Command) {
-	for _, c := range root.Commands() {
-		if c.Name() == parent {
-			c.AddCommand(sub)
-			return
-		}
-	}
-}

@@ -162,7 +162,6 @@ Exit codes: 0 success, 1 error, 2 usage error, 3 concurrency conflict,
 		m.newMigrateCmd(g),
 		m.newSyncCmd(g),
 	)
-	addSubcommand(root, "bench", m.newBenchMigrateCmd(g))
 	return root
 }
 
