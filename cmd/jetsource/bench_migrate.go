@@ -317,4 +317,3 @@ func benchReadRows(ctx context.Context, source string) (time.Duration, error) {
 	}
 	return time.Since(start), nil
 }
-
