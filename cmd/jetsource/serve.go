@@ -41,7 +41,9 @@ jetsource.transactions.> (invalidations), so "nats pub users.A.added
 '{\"name\":\"Ann\"}'" lands in it. An event on any other subject is
 refused until its root is added: --subjects bookings.>,orders.> (added to
 the configured ones), "jetsource stream add-subject bookings.>" on a
-running server (kept across restarts), or stream.subjects in a config file:
+running server, or stream.subjects in a config file. serve only adds roots
+to an existing stream, never removes one (that is "jetsource stream
+remove-subject"), so a root added at run time survives a restart:
 
   server:
     listen: 127.0.0.1:4222
