@@ -355,7 +355,7 @@ expression that does not compile stops it with the file, line and field.`,
 			}
 			w, err := cfg.wire()
 			if err != nil {
-				return exitCodeError{code: exitError, err: fmt.Errorf("config %s: %w", configFile, err)}
+				return exitCodeError{code: exitError, err: configError(configFile, err)}
 			}
 			if cmd.Flags().Changed("stream") {
 				cfg.Stream.Name = g.stream

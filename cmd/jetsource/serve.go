@@ -181,7 +181,7 @@ func StartServe(ctx context.Context, cfg Config, log *slog.Logger) (_ *Serve, er
 	w, err := cfg.wire()
 	if err != nil {
 		if cfg.file != "" {
-			return nil, fmt.Errorf("config %s: %w", cfg.file, err)
+			return nil, configError(cfg.file, err)
 		}
 		return nil, err
 	}
