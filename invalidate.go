@@ -28,6 +28,51 @@ var invalidationFilter = subjects.MustParseFilter(InvalidationRoot + ".*.invalid
 // event.
 func InvalidationFilter() subjects.Filter { return invalidationFilter }
 
+// ErrUnknownTransaction is returned by [Invalidate] and [FindTransaction]
+// for a transaction id that no stored event carries (as its transaction
+// id, or as its event id for an event appended on its own).
+var ErrUnknownTransaction = errors.New("jetsource: unknown transaction")
+
+// InvalidateOption sets an option of one [Invalidate].
+type InvalidateOption func(*invalidateOptions)
+
+type invalidateOptions struct {
+	allowUnknown bool
+}
+
+// AllowUnknownTransaction makes [Invalidate] record the invalidation of a
+// transaction no stored event carries (yet): for events that will be
+// imported later, or that the store's reads cannot see. Without it such
+// an invalidation, most often a typo, is refused with
+// [ErrUnknownTransaction].
+func AllowUnknownTransaction() InvalidateOption {
+	return func(o *invalidateOptions) { o.allowUnknown = true }
+}
+
+// FindTransaction returns the first stored event of a transaction: the
+// first event whose transaction id is tx, or that was appended on its own
+// with event id tx. It reads the stream from the start until it finds
+// one, so it takes as long as a read of everything when there is none.
+//
+// Errors: [ErrInvalidOption] for an empty id, [ErrUnknownTransaction]
+// when no event carries it, and those of [Store.Read].
+func FindTransaction(ctx context.Context, s Store, tx string) (Event, error) {
+	if tx == "" {
+		return Event{}, fmt.Errorf("%w: empty transaction id", ErrInvalidOption)
+	}
+	for e, err := range s.Read(ctx, Query{}) {
+		if err != nil {
+			return Event{}, err
+		}
+		if e.TransactionID == tx || e.TransactionID == "" && e.ID == tx {
+			if _, inv := InvalidationOf(e); !inv {
+				return e, nil
+			}
+		}
+	}
+	return Event{}, fmt.Errorf("%w: no stored event carries the transaction id %q", ErrUnknownTransaction, tx)
+}
+
 // Invalidation marks a transaction as invalid without deleting its events:
 // they stay in the stream and in audit reads, and readers can skip them
 // ([WithoutInvalidated]).
@@ -58,15 +103,31 @@ func InvalidationSubject(transaction string) (subjects.Subject, error) {
 // transaction is invalidated at most once, and invalidating it again
 // returns the ack of the first invalidation with Duplicate set.
 //
-// The transaction's events are not touched and not checked: the id is
-// taken as given (the CLI looks it up from an event's sequence).
+// The transaction's events are not touched. A transaction that no stored
+// event carries is refused with [ErrUnknownTransaction] (nothing is
+// written), unless [AllowUnknownTransaction] is given: finding out reads
+// the stream until the transaction's first event ([FindTransaction]).
 //
-// Errors: [ErrInvalidOption] for an empty transaction id, and those of
-// [Store.Append].
-func Invalidate(ctx context.Context, s Store, inv Invalidation) (Ack, error) {
+// Errors: [ErrInvalidOption] for an empty transaction id,
+// [ErrUnknownTransaction], and those of [Store.Read] and [Store.Append].
+func Invalidate(ctx context.Context, s Store, inv Invalidation, opts ...InvalidateOption) (Ack, error) {
+	var o invalidateOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
 	subj, err := InvalidationSubject(inv.Transaction)
 	if err != nil {
 		return Ack{}, err
+	}
+	if ack, ok, err := firstInvalidation(ctx, s, subj); err != nil || ok {
+		return ack, err
+	}
+	if !o.allowUnknown {
+		if _, err := FindTransaction(ctx, s, inv.Transaction); err != nil {
+			return Ack{}, err
+		}
 	}
 	data, err := json.Marshal(inv)
 	if err != nil {
@@ -84,14 +145,23 @@ func Invalidate(ctx context.Context, s Store, inv Invalidation) (Ack, error) {
 	if !errors.Is(err, ErrConflict) {
 		return ack, err
 	}
-	// Invalidated before: return the first invalidation.
-	for prev, err := range s.Load(ctx, subj.Aggregate(), 0) {
-		if err != nil {
-			return Ack{}, err
-		}
-		return Ack{Stream: prev.Stream, Sequence: prev.Sequence, Duplicate: true}, nil
+	// Invalidated meanwhile: return the first invalidation.
+	if ack, ok, lerr := firstInvalidation(ctx, s, subj); lerr != nil || ok {
+		return ack, lerr
 	}
 	return Ack{}, err
+}
+
+// firstInvalidation returns the ack of the invalidation stored on subj,
+// with Duplicate set (ok false: none).
+func firstInvalidation(ctx context.Context, s Store, subj subjects.Subject) (Ack, bool, error) {
+	for prev, err := range s.Load(ctx, subj.Aggregate(), 0) {
+		if err != nil {
+			return Ack{}, false, err
+		}
+		return Ack{Stream: prev.Stream, Sequence: prev.Sequence, Duplicate: true}, true, nil
+	}
+	return Ack{}, false, nil
 }
 
 // InvalidationOf decodes an invalidation event (ok false: e is none).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,7 +88,7 @@ func TestInvalidateFollow(t *testing.T) {
 	backends(t, func(t *testing.T, s jetsource.Store) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if _, err := jetsource.Invalidate(ctx, s, jetsource.Invalidation{Transaction: "tx-late"}); err != nil {
+		if _, err := jetsource.Invalidate(ctx, s, jetsource.Invalidation{Transaction: "tx-late"}, jetsource.AllowUnknownTransaction()); err != nil {
 			t.Fatal(err)
 		}
 		valid := jetsource.WithoutInvalidated(s)
@@ -103,7 +105,7 @@ func TestInvalidateFollow(t *testing.T) {
 		if _, err := s.AppendBatch(ctx, []jetsource.Event{ev("users.A.added", `{}`)}, jetsource.WithTransactionID("tx-late")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := jetsource.Invalidate(ctx, s, jetsource.Invalidation{Transaction: "tx-next"}); err != nil {
+		if _, err := jetsource.Invalidate(ctx, s, jetsource.Invalidation{Transaction: "tx-next"}, jetsource.AllowUnknownTransaction()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.AppendBatch(ctx, []jetsource.Event{ev("users.B.added", `{}`)}, jetsource.WithTransactionID("tx-next")); err != nil {
@@ -123,6 +125,53 @@ func TestInvalidateFollow(t *testing.T) {
 	})
 }
 
+// An invalidation of a transaction no event carries (a typo) is refused
+// and writes nothing, unless it is allowed explicitly.
+func TestInvalidateUnknownTransaction(t *testing.T) {
+	backends(t, func(t *testing.T, s jetsource.Store) {
+		ctx := context.Background()
+		if _, err := s.AppendBatch(ctx, []jetsource.Event{ev("users.A.added", `{}`)}, jetsource.WithTransactionID("tx-real")); err != nil {
+			t.Fatal(err)
+		}
+		single := ev("users.B.added", `{}`)
+		single.ID = "evt-alone"
+		if _, err := s.Append(ctx, single); err != nil {
+			t.Fatal(err)
+		}
+		for _, tx := range []string{"nosuchtx", "tx-rea", "users.A.added"} {
+			if _, err := jetsource.Invalidate(ctx, s, jetsource.Invalidation{Transaction: tx, Reason: "typo"}); !errors.Is(err, jetsource.ErrUnknownTransaction) || !strings.Contains(err.Error(), strconv.Quote(tx)) {
+				t.Fatalf("Invalidate(%q): %v, want ErrUnknownTransaction naming it", tx, err)
+			}
+		}
+		set, err := jetsource.ReadInvalidations(ctx, s)
+		if err != nil || len(set) != 0 {
+			t.Fatalf("refused invalidations were recorded: %v %v", set, err)
+		}
+		for _, tx := range []string{"tx-real", "evt-alone"} {
+			e, err := jetsource.FindTransaction(ctx, s, tx)
+			if err != nil || (e.TransactionID != tx && e.ID != tx) {
+				t.Fatalf("FindTransaction(%q) = %+v, %v", tx, e, err)
+			}
+			if _, err := jetsource.Invalidate(ctx, s, jetsource.Invalidation{Transaction: tx}); err != nil {
+				t.Fatalf("Invalidate(%q): %v", tx, err)
+			}
+		}
+		// An invalidation is no transaction of its own.
+		if _, err := jetsource.FindTransaction(ctx, s, "invalidate-tx-real"); !errors.Is(err, jetsource.ErrUnknownTransaction) {
+			t.Fatalf("an invalidation event counted as a transaction: %v", err)
+		}
+		ack, err := jetsource.Invalidate(ctx, s, jetsource.Invalidation{Transaction: "nosuchtx"}, jetsource.AllowUnknownTransaction())
+		if err != nil || ack.Duplicate {
+			t.Fatalf("allowed unknown: %+v %v", ack, err)
+		}
+		// Invalidating it again is a duplicate, allowed or not.
+		again, err := jetsource.Invalidate(ctx, s, jetsource.Invalidation{Transaction: "nosuchtx"})
+		if err != nil || !again.Duplicate || again.Sequence != ack.Sequence {
+			t.Fatalf("again: %+v %v", again, err)
+		}
+	})
+}
+
 func TestInvalidateBadInput(t *testing.T) {
 	s, err := jetsource.NewMemoryStore()
 	if err != nil {
@@ -136,7 +185,7 @@ func TestInvalidateBadInput(t *testing.T) {
 	if err != nil || subj.NumTokens() != 4 {
 		t.Errorf("subject %q %v", subj, err)
 	}
-	if _, err := jetsource.Invalidate(context.Background(), s, jetsource.Invalidation{Transaction: "a.b c*>"}); err != nil {
+	if _, err := jetsource.Invalidate(context.Background(), s, jetsource.Invalidation{Transaction: "a.b c*>"}, jetsource.AllowUnknownTransaction()); err != nil {
 		t.Fatal(err)
 	}
 	set, err := jetsource.ReadInvalidations(context.Background(), s)

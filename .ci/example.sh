@@ -19,7 +19,7 @@ start_serve() { # $1: listen address
 	"$js" serve --config "$config" --listen "$1" --data "$work/data" >"$work/serve.log" 2>&1 &
 	serve_pid=$!
 	for _ in $(seq 1 150); do
-		if grep -q 'running handlers' "$work/serve.log"; then return 0; fi
+		if grep -q 'jetsource serving' "$work/serve.log"; then return 0; fi
 		kill -0 "$serve_pid" 2>/dev/null || fail "serve exited early"
 		sleep 0.1
 	done

@@ -17,4 +17,10 @@
 //
 // The server listens on 127.0.0.1 unless told otherwise; [WithListen] with
 // port 0 picks a free port. [Server.ClientURL] tells where it listens.
+//
+// With [WithDeferredListen] the client port stays closed until
+// [Server.Listen]: the program connects in-process ([Server.Connect]),
+// provisions its streams and starts its workers, and only then lets
+// clients in, so that no client meets a half-started service ("jetsource
+// serve" does this).
 package embedded

@@ -22,6 +22,7 @@ type options struct {
 	maxPayload   int32
 	logger       *slog.Logger
 	startTimeout time.Duration
+	deferListen  bool
 	configure    []func(*server.Options) error
 }
 
@@ -118,6 +119,19 @@ func WithStartTimeout(d time.Duration) Option {
 			return fmt.Errorf("%w: start timeout %v must be positive", ErrInvalidOption, d)
 		}
 		o.startTimeout = d
+		return nil
+	}
+}
+
+// WithDeferredListen starts the server without its client port: it
+// runs JetStream and takes in-process connections ([Server.Connect]), but
+// no network client can connect until [Server.Listen] opens the port. A
+// program uses it to provision streams and start the workers that serve
+// requests before any client can send one, so that no client is answered
+// by a half-started service.
+func WithDeferredListen() Option {
+	return func(o *options) error {
+		o.deferListen = true
 		return nil
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,9 +20,17 @@ type Server struct {
 	dataDir  string
 	sync     time.Duration
 	stopOnce sync.Once
+
+	// listenMu orders Listen; listening is set once the port is open.
+	listenMu  sync.Mutex
+	listening atomic.Bool
+	host      string
+	port      int
 }
 
-// Start starts a server and waits until it accepts connections.
+// Start starts a server and waits until it accepts connections (with
+// [WithDeferredListen]: until it accepts in-process connections; then
+// [Server.Listen] opens the client port).
 //
 // It returns an error matching [ErrInvalidOption] for a bad option and
 // [ErrStart] when the server cannot start (port in use, data directory not
@@ -51,6 +60,7 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 		MaxPayload:   o.maxPayload,
 		NoSigs:       true,
 		NoLog:        o.logger == nil,
+		DontListen:   o.deferListen,
 	}
 	for _, f := range o.configure {
 		if err := f(sopts); err != nil {
@@ -74,11 +84,42 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("%w: not ready for connections on %s:%d within %v", ErrStart, o.host, o.port, deadline)
 	}
-	return &Server{ns: ns, dataDir: dir, sync: o.syncInterval}, nil
+	s := &Server{ns: ns, dataDir: dir, sync: o.syncInterval, host: o.host, port: o.port}
+	s.listening.Store(!o.deferListen)
+	return s, nil
 }
 
+// Listen opens the client port of a server started with
+// [WithDeferredListen] and returns once it accepts connections; on a
+// server that listens already it does nothing. It returns an error
+// matching [ErrStart] when the port cannot be opened (in use, say): the
+// server keeps running without it.
+func (s *Server) Listen(ctx context.Context) error {
+	s.listenMu.Lock()
+	defer s.listenMu.Unlock()
+	if s.listening.Load() {
+		return nil
+	}
+	ready := make(chan struct{})
+	go s.ns.AcceptLoop(ready)
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: listen on %s:%d: %w", ErrStart, s.host, s.port, ctx.Err())
+	}
+	if s.ns.Addr() == nil { // AcceptLoop gave up: it logged why
+		return fmt.Errorf("%w: cannot listen on %s:%d (is the port in use?)", ErrStart, s.host, s.port)
+	}
+	s.listening.Store(true)
+	return nil
+}
+
+// Listening reports whether the client port is open.
+func (s *Server) Listening() bool { return s.listening.Load() }
+
 // ClientURL returns the URL clients connect to, such as
-// nats://127.0.0.1:4222.
+// nats://127.0.0.1:4222 (with [WithDeferredListen], known once
+// [Server.Listen] returned).
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 
 // DataDir returns the absolute path of the data directory.
@@ -92,8 +133,13 @@ func (s *Server) SyncAlways() bool { return s.sync == 0 }
 // not cover.
 func (s *Server) NATSServer() *server.Server { return s.ns }
 
-// Connect opens a client connection to the server over loopback.
+// Connect opens a client connection to the server: over loopback when
+// the client port is open, in-process before [Server.Listen] (such a
+// connection does not reconnect).
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	if !s.listening.Load() {
+		return nats.Connect("", append(opts, nats.InProcessServer(s.ns))...)
+	}
 	return nats.Connect(s.ClientURL(), opts...)
 }
 

@@ -42,6 +42,12 @@ var (
 	// stays; its change id never appears in the bucket.
 	ErrNotApplied = errors.New("flags: change recorded but not applied")
 
+	// ErrUndeclared is returned by [Set.Put] on a Set made with
+	// [RequireDeclared] for a flag that the definitions do not declare and
+	// the bucket does not hold: most often a typo. Nothing is recorded or
+	// written. [AllowUndeclared] creates such a flag anyway.
+	ErrUndeclared = errors.New("flags: undeclared flag")
+
 	// ErrConflict is returned, together with [ErrNotApplied], when the
 	// flag was changed by someone else between the read of its previous
 	// value and the write.

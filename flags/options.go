@@ -22,6 +22,7 @@ type options struct {
 	timeout  time.Duration
 	resync   time.Duration
 	now      func() time.Time
+	declared bool
 }
 
 func defaultOptions() options {
@@ -67,6 +68,18 @@ func WithRecorder(r Recorder) Option {
 	}
 }
 
+// RequireDeclared makes [Set.Put] refuse, with [ErrUndeclared], a flag
+// that the definitions ([WithDefinitions]) do not declare and the bucket
+// does not hold, so that a typo does not create a flag nobody reads. The
+// error suggests the closest declared name. [AllowUndeclared] lets one
+// Put create such a flag. [Set.Unset] is never refused.
+func RequireDeclared() Option {
+	return func(o *options) error {
+		o.declared = true
+		return nil
+	}
+}
+
 // WithLogger sets the logger of bucket entries that are no flag values
 // (default: no log).
 func WithLogger(l *slog.Logger) Option {
@@ -105,7 +118,17 @@ func WithResync(d time.Duration) Option {
 type WriteOption func(*writeOptions) error
 
 type writeOptions struct {
-	actor string
+	actor           string
+	allowUndeclared bool
+}
+
+// AllowUndeclared lets one [Set.Put] on a Set made with [RequireDeclared]
+// create a flag that the definitions do not declare.
+func AllowUndeclared() WriteOption {
+	return func(o *writeOptions) error {
+		o.allowUndeclared = true
+		return nil
+	}
 }
 
 // WithActor names who makes the change (a user or service); it is

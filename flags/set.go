@@ -29,6 +29,7 @@ type Set struct {
 	resync   time.Duration
 	now      func() time.Time
 	defs     Definitions
+	declared bool // Put refuses undeclared flags
 
 	snap atomic.Pointer[state]
 
@@ -61,6 +62,7 @@ type override struct {
 //   - [WithDefinitions]: the file defaults;
 //   - [WithBucket]: the key-value bucket of overrides;
 //   - [WithRecorder]: how Put and Unset record changes;
+//   - [RequireDeclared]: Put refuses flags the definitions do not declare;
 //   - [WithLogger], [WithTimeout], [WithResync].
 //
 // A Set with a bucket holds no overrides until [Set.Watch] or
@@ -87,6 +89,7 @@ func New(opts ...Option) (*Set, error) {
 		resync:   o.resync,
 		now:      o.now,
 		defs:     o.defs,
+		declared: o.declared,
 		subs:     map[int]func(Change){},
 		ready:    make(chan struct{}),
 	}

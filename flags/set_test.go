@@ -617,3 +617,52 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestPutRequireDeclared: with RequireDeclared a typo is refused with the
+// closest declared name and nothing is recorded or written; a flag the
+// bucket holds stays writable, AllowUndeclared creates a new one, and
+// Unset is never refused.
+func TestPutRequireDeclared(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var recorded []string
+	rec := flags.RecorderFunc(func(_ context.Context, c flags.Change) error {
+		recorded = append(recorded, c.Name)
+		return nil
+	})
+	s := newSet(t, flags.WithBucket(e.kv), flags.WithDefinitions(sampleDefinitions), flags.WithRecorder(rec), flags.RequireDeclared())
+
+	_, err := s.Put(ctx, "new-chekout", true)
+	if !errors.Is(err, flags.ErrUndeclared) || !strings.Contains(err.Error(), `did you mean "new-checkout"?`) {
+		t.Fatalf("typo: %v", err)
+	}
+	_, err = s.Put(ctx, "something-else", true)
+	if !errors.Is(err, flags.ErrUndeclared) || !strings.Contains(err.Error(), "declared: audit_export, beta-banner") {
+		t.Fatalf("unknown name: %v", err)
+	}
+	if _, err := e.kv.Get(ctx, "new-chekout"); !errors.Is(err, jetstream.ErrKeyNotFound) || len(recorded) != 0 {
+		t.Fatalf("a refused Put wrote %v or recorded %v", err, recorded)
+	}
+
+	if _, err := s.Put(ctx, "new-checkout", false); err != nil {
+		t.Fatalf("declared flag: %v", err)
+	}
+	if _, err := s.Put(ctx, "kv-made", true, flags.AllowUndeclared()); err != nil {
+		t.Fatalf("AllowUndeclared: %v", err)
+	}
+	if _, err := s.Put(ctx, "kv-made", false); err != nil {
+		t.Fatalf("a flag the bucket holds: %v", err)
+	}
+	if _, err := s.Unset(ctx, "kv-made"); err != nil {
+		t.Fatalf("Unset: %v", err)
+	}
+	if _, err := s.Unset(ctx, "never-set"); err != nil {
+		t.Fatalf("Unset of an undeclared flag: %v", err)
+	}
+
+	// Without RequireDeclared any valid name is written, as before.
+	loose := newSet(t, flags.WithBucket(e.kv), flags.WithDefinitions(sampleDefinitions))
+	if _, err := loose.Put(ctx, "new-chekout", true); err != nil {
+		t.Fatalf("without RequireDeclared: %v", err)
+	}
+}

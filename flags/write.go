@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -46,8 +49,12 @@ func (f RecorderFunc) Record(ctx context.Context, c Change) error { return f(ctx
 // and returns a Change with Noop set. Putting the file's default is not a
 // no-op: it pins the value in the bucket.
 //
+// On a Set made with [RequireDeclared], a flag that the definitions do not
+// declare and the bucket does not hold is refused with [ErrUndeclared]
+// (nothing is recorded or written) unless [AllowUndeclared] is given.
+//
 // It returns an error matching [ErrInvalidName] or [ErrInvalidOption] for
-// bad arguments (nothing is recorded or written), [ErrNoBucket] for a Set
+// bad arguments (nothing is recorded or written), [ErrUndeclared], [ErrNoBucket] for a Set
 // without a bucket, [ErrNotRecorded] when the Recorder fails (nothing is
 // written), [ErrNotApplied], and the client's error when the key cannot
 // be read. Put does not change this Set's values itself: its [Set.Watch]
@@ -98,6 +105,11 @@ func (s *Set) write(ctx context.Context, name string, op Op, on bool, opts []Wri
 	}
 	prev, _ := before.flag(name)
 	fileOnly, _ := (&state{defs: s.defs}).flag(name)
+	if op == OpSet && s.declared && !wo.allowUndeclared && rev == 0 {
+		if _, ok := s.defs[name]; !ok {
+			return Change{}, s.undeclared(name)
+		}
+	}
 
 	c := Change{Name: name, Op: op, Previous: prev.Enabled, PreviousSource: prev.Source, Actor: wo.actor, Time: s.now().UTC()}
 	if op == OpSet {
@@ -144,6 +156,60 @@ func (s *Set) write(ctx context.Context, name string, op Op, on bool, opts []Wri
 		return c, fmt.Errorf("%w: %w: %s %s (change %s): %w", ErrNotApplied, ErrConflict, op, name, c.ID, err)
 	}
 	return c, fmt.Errorf("%w: %s %s (change %s): %w", ErrNotApplied, op, name, c.ID, err)
+}
+
+// undeclared returns the error of a Put of an undeclared flag, naming the
+// closest declared one.
+func (s *Set) undeclared(name string) error {
+	names := slices.Sorted(maps.Keys(s.defs))
+	if len(names) == 0 {
+		return fmt.Errorf("%w: %q: the flag file declares no flag", ErrUndeclared, name)
+	}
+	if c := closestName(name, names); c != "" {
+		return fmt.Errorf("%w: %q is not declared in the flag file; did you mean %q?", ErrUndeclared, name, c)
+	}
+	return fmt.Errorf("%w: %q is not declared in the flag file (declared: %s)", ErrUndeclared, name, strings.Join(names, ", "))
+}
+
+// closestName returns the name nearest to s by edit distance when it is
+// near enough to be a typo of it ("" otherwise).
+func closestName(s string, names []string) string {
+	best, bestD := "", -1
+	for _, n := range names {
+		if d := editDistance(s, n); bestD < 0 || d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if bestD <= 0 || bestD > max(len(s)/3, 1) {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance of a and b:
+// insertions, deletions, substitutions and swaps of neighbours cost 1.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // landed reads the key back after a failed write to see whether the

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/jetsource/jetsource"
@@ -42,10 +44,12 @@ type Config struct {
 	Handlers HandlersConfig `yaml:"handlers"`
 	// Flags are where the handlers read their feature flags.
 	Flags FlagsConfig `yaml:"flags"`
+	// Buckets limit the key-value buckets jetsource creates.
+	Buckets BucketsConfig `yaml:"buckets"`
 
-	// file is the configuration file (empty: none); relative paths in
-	// the commands, handlers and flags sections are resolved against its
-	// directory, and inline rules are reported in it.
+	// file is the configuration file (empty: none); relative paths in it
+	// are resolved against its directory when it is parsed (see
+	// resolvePaths), and errors and inline rules are reported in it.
 	file string
 	// source is the file's text, for inline rules.
 	source []byte
@@ -66,24 +70,201 @@ type ServerConfig struct {
 	Sync string `yaml:"sync"`
 	// MaxPayload is the largest message in bytes (default 1 MiB).
 	MaxPayload int `yaml:"max_payload"`
+
+	fieldLines
+}
+
+var serverFields = []string{"listen", "data", "sync", "max_payload"}
+
+// UnmarshalYAML decodes the section, refusing unknown keys.
+func (c *ServerConfig) UnmarshalYAML(n *yaml.Node) error {
+	out := *c
+	err := decodeSection(n, "server", serverFields, &out.fieldLines, func(key string, v *yaml.Node) error {
+		switch key {
+		case "listen":
+			return decodeString(v, &out.Listen)
+		case "data":
+			return decodeString(v, &out.Data)
+		case "sync":
+			return decodeString(v, &out.Sync)
+		case "max_payload":
+			var n ByteSize
+			if err := n.UnmarshalYAML(v); err != nil {
+				return err
+			}
+			if n > 64<<20 {
+				return fmt.Errorf("%d bytes is more than the 64MiB a server allows", n)
+			}
+			out.MaxPayload = int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	*c = out
+	return nil
 }
 
 // StreamConfig configures the event stream.
 type StreamConfig struct {
-	Name       string   `yaml:"name"`
-	Subjects   []string `yaml:"subjects"`
-	Replicas   int      `yaml:"replicas"`
+	// Name is the stream's name (default EVENTS).
+	Name string `yaml:"name"`
+	// Subjects are the subject roots it captures, such as "orders.>".
+	Subjects []string `yaml:"subjects"`
+	// Replicas is the number of copies in a cluster (default 1).
+	Replicas int `yaml:"replicas"`
+	// Duplicates is the window in which an event id is stored once.
 	Duplicates Duration `yaml:"duplicates"`
-	MaxMsgSize int32    `yaml:"max_msg_size"`
+	// MaxMsgSize limits one event, headers included (0: the server's
+	// maximum payload).
+	MaxMsgSize ByteSize `yaml:"max_msg_size"`
+	// MaxBytes limits the stream's size on disk (0: no limit): a full
+	// stream refuses new events and never drops old ones.
+	MaxBytes ByteSize `yaml:"max_bytes"`
 	// AllowDelete lets operators delete single events (off: events are
 	// facts; the stream denies deletes and purges).
 	AllowDelete bool `yaml:"allow_delete"`
+
+	fieldLines
+}
+
+var streamFields = []string{"name", "subjects", "replicas", "duplicates", "max_msg_size", "max_bytes", "allow_delete"}
+
+// UnmarshalYAML decodes the section, refusing unknown keys.
+func (c *StreamConfig) UnmarshalYAML(n *yaml.Node) error {
+	out := *c
+	err := decodeSection(n, "stream", streamFields, &out.fieldLines, func(key string, v *yaml.Node) error {
+		switch key {
+		case "name":
+			return decodeString(v, &out.Name)
+		case "subjects":
+			return decodeStrings(v, &out.Subjects)
+		case "replicas":
+			return decodeInt(v, &out.Replicas)
+		case "duplicates":
+			return out.Duplicates.UnmarshalYAML(v)
+		case "max_msg_size":
+			if err := out.MaxMsgSize.UnmarshalYAML(v); err != nil {
+				return err
+			}
+			if out.MaxMsgSize > 1<<31-1 {
+				return fmt.Errorf("%d bytes is too large for one event", out.MaxMsgSize)
+			}
+		case "max_bytes":
+			return out.MaxBytes.UnmarshalYAML(v)
+		case "allow_delete":
+			return decodeBool(v, &out.AllowDelete)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	*c = out
+	return nil
 }
 
 // LogConfig configures the structured log on standard error.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text or json
+
+	fieldLines
+}
+
+var logFields = []string{"level", "format"}
+
+// UnmarshalYAML decodes the section, refusing unknown keys.
+func (c *LogConfig) UnmarshalYAML(n *yaml.Node) error {
+	out := *c
+	err := decodeSection(n, "log", logFields, &out.fieldLines, func(key string, v *yaml.Node) error {
+		switch key {
+		case "level":
+			return decodeString(v, &out.Level)
+		case "format":
+			return decodeString(v, &out.Format)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
+// BucketsConfig is the buckets: section: limits of the key-value buckets
+// jetsource creates (the flag bucket). A bucket that exists keeps its
+// configuration.
+//
+//	buckets:
+//	  max_bytes: 100MB          # each bucket's size limit (default: none)
+type BucketsConfig struct {
+	// MaxBytes limits each bucket's size (0: no limit); a full bucket
+	// refuses new values.
+	MaxBytes ByteSize
+
+	fieldLines
+}
+
+var bucketsFields = []string{"max_bytes"}
+
+// UnmarshalYAML decodes the section, refusing unknown keys.
+func (c *BucketsConfig) UnmarshalYAML(n *yaml.Node) error {
+	var out BucketsConfig
+	err := decodeSection(n, "buckets", bucketsFields, &out.fieldLines, func(key string, v *yaml.Node) error {
+		return out.MaxBytes.UnmarshalYAML(v)
+	})
+	if err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
+// topFields are the sections of a configuration file.
+var topFields = []string{"server", "stream", "source", "log", "projections", "commands", "handlers", "flags", "buckets"}
+
+// UnmarshalYAML decodes the file section by section over the defaults,
+// refusing unknown sections.
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	out := *c
+	var top fieldLines
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return nil // an empty document is the default
+	}
+	err := decodeSection(n, "", topFields, &top, func(key string, v *yaml.Node) error {
+		if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
+			return nil // an empty section keeps the defaults
+		}
+		switch key {
+		case "server":
+			return v.Decode(&out.Server)
+		case "stream":
+			return v.Decode(&out.Stream)
+		case "source":
+			return decodeString(v, &out.Source)
+		case "log":
+			return v.Decode(&out.Log)
+		case "projections":
+			return v.Decode(&out.Projections)
+		case "commands":
+			return v.Decode(&out.Commands)
+		case "handlers":
+			return v.Decode(&out.Handlers)
+		case "flags":
+			return v.Decode(&out.Flags)
+		case "buckets":
+			return v.Decode(&out.Buckets)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	*c = out
+	return nil
 }
 
 // Duration is a time.Duration written as "2m" in YAML.
@@ -92,16 +273,21 @@ type Duration time.Duration
 // UnmarshalYAML parses a Go duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (like 2m or 30s)", n.Line, n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return fmt.Errorf("%q is not a duration (like 2m or 30s)", n.Value)
 	}
 	*d = Duration(v)
 	return nil
 }
 
-// DefaultSubjects are the subject roots captured when no configuration
-// names any: those of the example users-and-groups domain, the audit events
-// of flag changes and the invalidations of transactions.
+// defaultSubjects are the subject roots captured when no configuration
+// names any: those of the example users-and-groups domain (so that the
+// walkthrough and a plain "nats pub users.A.added" work out of the box),
+// the audit events of flag changes and the invalidations of transactions.
+// Nothing broader is captured by default: a stream that captured every
+// subject would also store what other NATS clients publish for other
+// purposes (requests, replies, the command bus). Add roots with
+// stream.subjects, "serve --subjects" or "jetsource stream add-subject".
 var defaultSubjects = []string{"users.>", "groups.>", "companies.>", "flags.>", jetsource.InvalidationRoot + ".>"}
 
 // DefaultConfig returns the configuration used when no file is given.
@@ -115,10 +301,12 @@ func DefaultConfig() Config {
 }
 
 // LoadConfig reads a YAML configuration file over the defaults. Unknown
-// fields are errors, so a misspelt key does not pass silently. The files
-// the commands, handlers and flags sections name are loaded too, so that
-// a rule naming an unknown command or holding a bad expression is
-// reported now, with its file, line and field, before anything starts.
+// fields are errors, so a misspelt key does not pass silently. Relative
+// paths in the file are relative to its directory. The files the
+// commands, handlers and flags sections name are loaded too, so that a
+// rule naming an unknown command or holding a bad expression is reported
+// now, with its file, line and field, before anything starts. Every error
+// reads "FILE:LINE: problem".
 func LoadConfig(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -129,44 +317,173 @@ func LoadConfig(path string) (Config, error) {
 		return cfg, err
 	}
 	if _, err := cfg.wire(); err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+		return cfg, configError(path, err)
 	}
 	return cfg, nil
 }
 
 // parseConfig decodes and validates a configuration file's text over the
-// defaults, reading no other file; name is the file's path. sets are the
-// command sets offered (nil: the built-in ones).
+// defaults, reading no other file; name is the file's path, against whose
+// directory relative paths are resolved. sets are the command sets
+// offered (nil: the built-in ones).
 func parseConfig(name string, b []byte, sets CommandSets) (Config, error) {
 	cfg := DefaultConfig()
 	cfg.file, cfg.source, cfg.sets = name, b, sets
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file is the default
-		return cfg, fmt.Errorf("config %s: %w", name, err)
+		return cfg, configError(name, yamlErrors(err))
 	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return cfg, configError(name, yamlErrors(err))
+		}
+		return cfg, configError(name, fmt.Errorf("line %d: a second YAML document: a configuration file holds one", extra.Line))
+	}
+	cfg.resolvePaths()
 	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("config %s: %w", name, err)
+		return cfg, configError(name, err)
 	}
 	return cfg, nil
+}
+
+// resolvePaths makes the relative paths the file gives relative to its
+// directory: server.data, projections[].database (and the default
+// projections.db of an SQLite projection), commands.schemas,
+// handlers.file and flags.file. Without a file it does nothing.
+func (c *Config) resolvePaths() {
+	if c.file == "" {
+		return
+	}
+	dir := filepath.Dir(c.file)
+	join := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	if _, ok := c.Server.lines["data"]; ok {
+		join(&c.Server.Data)
+	}
+	for i := range c.Projections {
+		p := &c.Projections[i]
+		if p.ReadModel == readModelSQLite && p.Database == "" {
+			p.Database = defaultProjectionDB
+		}
+		join(&p.Database)
+	}
+	join(&c.Commands.Schemas)
+	join(&c.Handlers.File)
+	join(&c.Flags.File)
+}
+
+// configLineError is a problem of a configuration file: "FILE:LINE: problem"
+// (or "FILE: problem" when the line is unknown). It unwraps to the
+// original error, so that errors.Is still finds its sentinels.
+type configLineError struct {
+	file string
+	line int
+	msg  string
+	err  error
+}
+
+func (e *configLineError) Error() string {
+	if e.line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.file, e.line, e.msg)
+	}
+	return fmt.Sprintf("%s: %s", e.file, e.msg)
+}
+
+func (e *configLineError) Unwrap() error { return e.err }
+
+// configError turns the problems of a configuration file, each of whose
+// messages may begin with "line N: ", into one "FILE:N: problem" line
+// each.
+func configError(file string, err error) error {
+	if err == nil {
+		return nil
+	}
+	list := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		if _, rule := err.(*handlers.RuleError); !rule {
+			list = j.Unwrap()
+		}
+	}
+	out := make([]error, 0, len(list))
+	for _, e := range list {
+		var le *configLineError
+		if errors.As(e, &le) {
+			out = append(out, e)
+			continue
+		}
+		line, msg := splitLine(e.Error())
+		out = append(out, &configLineError{file: file, line: line, msg: msg, err: e})
+	}
+	return errors.Join(out...)
+}
+
+// splitLine splits "line N: rest" into N and rest (0 and s otherwise).
+func splitLine(s string) (int, string) {
+	rest, ok := strings.CutPrefix(s, "line ")
+	if !ok {
+		return 0, s
+	}
+	num, msg, ok := strings.Cut(rest, ": ")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil || n <= 0 {
+		return 0, s
+	}
+	return n, msg
+}
+
+// yamlErrors rewrites the YAML parser's errors ("yaml: line 3: ...",
+// "yaml: unmarshal errors:\n  line 3: ...") as "line 3: ..." problems;
+// the errors of the sections' own decoding pass as they are.
+func yamlErrors(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		errs := make([]error, 0, len(te.Errors))
+		for _, m := range te.Errors {
+			errs = append(errs, errors.New(m))
+		}
+		return errors.Join(errs...)
+	}
+	msg, syntax := strings.CutPrefix(err.Error(), "yaml: ")
+	if !syntax {
+		return err // from a section's own decoding: "line N: field: problem"
+	}
+	if line, rest := splitLine(msg); line > 0 {
+		return fmt.Errorf("line %d: not valid YAML: %s", line, rest)
+	}
+	return fmt.Errorf("not valid YAML: %s", msg)
 }
 
 // Validate reports every problem at once.
 func (c Config) Validate() error {
 	var errs []error
 	if _, err := c.syncInterval(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("%s%w", c.Server.at("sync"), err))
 	}
 	if c.Server.MaxPayload < 0 {
-		errs = append(errs, fmt.Errorf("server.max_payload: %d is negative", c.Server.MaxPayload))
+		errs = append(errs, fmt.Errorf("%sserver.max_payload: %d is negative", c.Server.at("max_payload"), c.Server.MaxPayload))
 	}
 	if err := c.streamConfig().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("stream: %w", err))
+		field := "subjects"
+		if _, ok := c.Stream.lines[field]; !ok {
+			field = ""
+		}
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("%sstream: %w", c.Stream.at(field), e))
+		}
+	}
+	for _, sub := range c.Stream.Subjects {
+		if err := checkRoot(sub, c.Commands.prefix()); err != nil {
+			errs = append(errs, fmt.Errorf("%sstream.subjects: %w", c.Stream.at("subjects"), err))
+		}
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
+		errs = append(errs, fmt.Errorf("%slog.level: %q is not one of debug, info, warn, error", c.Log.at("level"), c.Log.Level))
 	}
 	errs = append(errs, c.Projections.validate()...)
 	errs = append(errs, c.Commands.validate(c.commandSets())...)
@@ -175,9 +492,17 @@ func (c Config) Validate() error {
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
+		errs = append(errs, fmt.Errorf("%slog.format: %q is not text or json", c.Log.at("format"), c.Log.Format))
 	}
 	return errors.Join(errs...)
+}
+
+// unjoin returns the errors joined in err (or err alone).
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // syncInterval returns 0 for "always" or the interval.
@@ -195,8 +520,8 @@ func (c Config) syncInterval() (time.Duration, error) {
 func (c Config) streamConfig() jetstore.StreamConfig {
 	return jetstore.StreamConfig{
 		Name: c.Stream.Name, Subjects: c.Stream.Subjects, Replicas: c.Stream.Replicas,
-		Duplicates: time.Duration(c.Stream.Duplicates), MaxMsgSize: c.Stream.MaxMsgSize,
-		AllowDelete: c.Stream.AllowDelete,
+		Duplicates: time.Duration(c.Stream.Duplicates), MaxMsgSize: int32(c.Stream.MaxMsgSize),
+		MaxBytes: int64(c.Stream.MaxBytes), AllowDelete: c.Stream.AllowDelete,
 	}
 }
 
@@ -254,25 +579,28 @@ func (ps *ProjectionConfigs) UnmarshalYAML(n *yaml.Node) error {
 		p := ProjectionConfig{line: item.Line, lines: map[string]int{}}
 		for j := 0; j+1 < len(item.Content); j += 2 {
 			k, v := item.Content[j], item.Content[j+1]
-			p.lines[k.Value] = k.Line
 			var err error
+			if prev, dup := p.lines[k.Value]; dup && k.Line != prev {
+				return fmt.Errorf("line %d: %s.%s: given twice (also line %d)", k.Line, where, k.Value, prev)
+			}
+			p.lines[k.Value] = k.Line
 			switch k.Value {
 			case "name":
-				err = v.Decode(&p.Name)
+				err = decodeString(v, &p.Name)
 			case "filters":
-				err = v.Decode(&p.Filters)
+				err = decodeStrings(v, &p.Filters)
 			case "read_model":
-				err = v.Decode(&p.ReadModel)
+				err = decodeString(v, &p.ReadModel)
 			case "database":
-				err = v.Decode(&p.Database)
+				err = decodeString(v, &p.Database)
 			case "table":
-				err = v.Decode(&p.Table)
+				err = decodeString(v, &p.Table)
 			case "bucket":
-				err = v.Decode(&p.Bucket)
+				err = decodeString(v, &p.Bucket)
 			case "delete":
-				err = v.Decode(&p.Delete)
+				err = decodeStrings(v, &p.Delete)
 			default:
-				return fmt.Errorf("line %d: %s: field %s not found (known: %s)", k.Line, where, k.Value, strings.Join(projectionFields, ", "))
+				return fmt.Errorf("line %d: unknown field %q in %s (known: %s)", k.Line, k.Value, where, strings.Join(projectionFields, ", "))
 			}
 			if err != nil {
 				return fmt.Errorf("line %d: %s.%s: %w", v.Line, where, k.Value, err)
@@ -394,17 +722,28 @@ func (l fieldLines) present() bool { return l.line > 0 }
 // decodeSection decodes a mapping section key by key, refusing unknown
 // and repeated keys; f decodes one value.
 func decodeSection(n *yaml.Node, section string, known []string, l *fieldLines, f func(key string, v *yaml.Node) error) error {
+	in, dot := " in "+section, section+"."
+	if section == "" {
+		in, dot = "", ""
+	}
 	if n.Kind != yaml.MappingNode {
+		if section == "" {
+			return fmt.Errorf("line %d: want a mapping of sections (%s)", n.Line, strings.Join(known, ", "))
+		}
 		return fmt.Errorf("line %d: %s: want a mapping with %s", n.Line, section, strings.Join(known, ", "))
 	}
 	*l = fieldLines{line: n.Line, lines: map[string]int{}, items: map[string][]int{}}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || !slices.Contains(known, k.Value) {
-			return fmt.Errorf("line %d: %s: field %s not found (known: %s)", k.Line, section, k.Value, strings.Join(known, ", "))
+			hint := ""
+			if c := closest(k.Value, known); c != "" {
+				hint = fmt.Sprintf("; did you mean %q?", c)
+			}
+			return fmt.Errorf("line %d: unknown field %q%s (known: %s)%s", k.Line, k.Value, in, strings.Join(known, ", "), hint)
 		}
 		if prev, dup := l.lines[k.Value]; dup {
-			return fmt.Errorf("line %d: %s.%s: given twice (also line %d)", k.Line, section, k.Value, prev)
+			return fmt.Errorf("line %d: %s%s: given twice (also line %d)", k.Line, dot, k.Value, prev)
 		}
 		l.lines[k.Value] = k.Line
 		if v.Kind == yaml.SequenceNode {
@@ -413,9 +752,32 @@ func decodeSection(n *yaml.Node, section string, known []string, l *fieldLines, 
 			}
 		}
 		if err := f(k.Value, v); err != nil {
-			return fmt.Errorf("line %d: %s.%s: %w", v.Line, section, k.Value, err)
+			if _, rest := splitLine(err.Error()); rest != err.Error() {
+				return err // a nested section names its own line and field
+			}
+			return fmt.Errorf("line %d: %s%s: %w", v.Line, dot, k.Value, err)
 		}
 	}
+	return nil
+}
+
+// decodeInt decodes a whole number.
+func decodeInt(v *yaml.Node, out *int) error {
+	n, err := strconv.Atoi(strings.ReplaceAll(v.Value, "_", ""))
+	if v.Kind != yaml.ScalarNode || err != nil {
+		return fmt.Errorf("%q is not a whole number", v.Value)
+	}
+	*out = n
+	return nil
+}
+
+// decodeBool decodes true or false.
+func decodeBool(v *yaml.Node, out *bool) error {
+	var b bool
+	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" || v.Decode(&b) != nil {
+		return fmt.Errorf("%q is not true or false", v.Value)
+	}
+	*out = b
 	return nil
 }
 
@@ -491,9 +853,7 @@ func (c *CommandsConfig) UnmarshalYAML(n *yaml.Node) error {
 		case "queue":
 			return decodeString(v, &out.Queue)
 		case "concurrency":
-			if err := v.Decode(&out.Concurrency); err != nil {
-				return errors.New("want a whole number")
-			}
+			return decodeInt(v, &out.Concurrency)
 		case "schemas":
 			return decodeString(v, &out.Schemas)
 		}
@@ -668,6 +1028,16 @@ func (f *FlagsConfig) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// bucketConfig returns the configuration of a bucket jetsource creates:
+// its name and the limits of the buckets section.
+func (c Config) bucketConfig(name string) jetstream.KeyValueConfig {
+	kc := jetstream.KeyValueConfig{Bucket: name}
+	if c.Buckets.MaxBytes > 0 {
+		kc.MaxBytes = int64(c.Buckets.MaxBytes)
+	}
+	return kc
+}
+
 // bucket returns the flag bucket.
 func (f FlagsConfig) bucket() string {
 	if f.Bucket == "" {
@@ -694,15 +1064,6 @@ func validBucketName(b string) bool {
 		}
 	}
 	return true
-}
-
-// resolve returns a path of the configuration relative to its file's
-// directory (as given when absolute or without a file).
-func (c Config) resolve(p string) string {
-	if p == "" || filepath.IsAbs(p) || c.file == "" {
-		return p
-	}
-	return filepath.Join(filepath.Dir(c.file), p)
 }
 
 // commandSets returns the command sets the binary offers.
@@ -758,14 +1119,14 @@ func (c Config) wire() (*wiring, error) {
 		names = w.registry.Names()
 	}
 	if c.Commands.Schemas != "" {
-		s, err := jetsource.LoadSchemas(c.resolve(c.Commands.Schemas))
+		s, err := jetsource.LoadSchemas(c.Commands.Schemas)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%scommands.schemas: %w", c.Commands.at("schemas"), err))
 		}
 		w.schemas = s
 	}
 	if c.Flags.File != "" {
-		defs, err := flags.LoadFile(c.resolve(c.Flags.File))
+		defs, err := flags.LoadFile(c.Flags.File)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%sflags.file: %w", c.Flags.at("file"), err))
 		}
@@ -781,7 +1142,7 @@ func (c Config) wire() (*wiring, error) {
 	opts := []handlers.RuleOption{handlers.WithCommands(append(names, c.Commands.Remote...)...), handlers.WithReactions(reactions)}
 	switch {
 	case c.Handlers.File != "":
-		rules, err := handlers.LoadRules(c.resolve(c.Handlers.File), opts...)
+		rules, err := handlers.LoadRules(c.Handlers.File, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("%shandlers.file: %w", c.Handlers.at("file"), err)
 		}

@@ -72,7 +72,7 @@ func (r *flagRecorder) Record(ctx context.Context, c flags.Change) error {
 }
 
 func (m *Main) newFlagsCmd(g *globals) *cobra.Command {
-	var file, bucket string
+	var file, bucket, configFile string
 	cmd := &cobra.Command{
 		Use:   "flags list|set|unset",
 		Short: "List and toggle feature flags",
@@ -95,10 +95,21 @@ Every set and unset is first recorded as an event on flags.<name>.changed
 only then written to the bucket: no change takes effect unrecorded. The
 stream must therefore capture flags.>.
 
+When a flag file is given (--file, or flags.file of --config), "set" refuses
+a flag the file does not declare and the bucket does not hold, most often a
+typo, with exit status 2 and the closest declared name; nothing is recorded
+or written. --force creates it anyway. Without a flag file any valid name
+can be set.
+
+--config FILE reads flags.file, flags.bucket, buckets.max_bytes and the
+stream name from a configuration file (--file, --bucket and --stream
+override it).
+
 Flag names are 1 to 128 characters of A-Z a-z 0-9 _ . - (no leading or
 trailing dot, no two dots in a row).`,
 		Example: `  jetsource flags list --file flags.yaml
   jetsource flags set billing.v2 on --actor alice
+  jetsource flags set join-default-group on --config testdata/example/config.yaml
   jetsource flags unset billing.v2 --actor alice
   jetsource flags list -o json`,
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -111,14 +122,49 @@ trailing dot, no two dots in a row).`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&file, "file", "", "flag file with defaults and descriptions (YAML or JSON)")
 	pf.StringVar(&bucket, "bucket", flags.DefaultBucket, "key-value bucket of the flag values")
-	opts := &flagsOpts{file: &file, bucket: &bucket}
+	pf.StringVarP(&configFile, "config", "c", "", "configuration file whose flags section (file, bucket) to use")
+	opts := &flagsOpts{file: &file, bucket: &bucket, config: &configFile, g: g}
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if err := cmd.Root().PersistentPreRunE(cmd, args); err != nil {
+			return err
+		}
+		return opts.load(cmd)
+	}
 	cmd.AddCommand(m.newFlagsListCmd(g, opts), m.newFlagsSetCmd(g, opts), m.newFlagsUnsetCmd(g, opts))
 	return cmd
 }
 
 // flagsOpts are the flags of the flags command.
 type flagsOpts struct {
-	file, bucket *string
+	file, bucket, config *string
+	g                    *globals
+	// bucketCfg configures the bucket when set creates it.
+	bucketCfg jetstream.KeyValueConfig
+}
+
+// load applies --config: its flag file, bucket, bucket limits and stream,
+// unless given on the command line.
+func (o *flagsOpts) load(cmd *cobra.Command) error {
+	o.bucketCfg = jetstream.KeyValueConfig{Bucket: *o.bucket}
+	if *o.config == "" {
+		return nil
+	}
+	cfg, err := LoadConfig(*o.config)
+	if err != nil {
+		return exitCodeError{code: exitError, err: err}
+	}
+	fl := cmd.Flags()
+	if !fl.Changed("file") {
+		*o.file = cfg.Flags.File
+	}
+	if !fl.Changed("bucket") {
+		*o.bucket = cfg.Flags.bucket()
+	}
+	if !fl.Changed("stream") {
+		o.g.stream = cfg.Stream.Name
+	}
+	o.bucketCfg = cfg.bucketConfig(*o.bucket)
+	return nil
 }
 
 // definitions loads the flag file, if one is given.
@@ -197,6 +243,7 @@ func (m *Main) printFlags(g *globals, list []flags.Flag) error {
 
 func (m *Main) newFlagsSetCmd(g *globals, o *flagsOpts) *cobra.Command {
 	var actor string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "set NAME on|off",
 		Short: "Set a flag in the bucket (overrides the file)",
@@ -204,6 +251,10 @@ func (m *Main) newFlagsSetCmd(g *globals, o *flagsOpts) *cobra.Command {
 flag in the bucket, where it overrides the file's default for every process
 that watches the bucket. The value is on or off (true/false and 1/0 work
 too). Setting the value the bucket already holds changes nothing.
+
+With a flag file (--file or --config), a flag the file does not declare and
+the bucket does not hold is refused with exit status 2 and the closest
+declared name, unless --force.
 
 Exit status 3 means someone else changed the flag at the same moment: the
 change was recorded but not written; run it again.`,
@@ -214,10 +265,11 @@ change was recorded but not written; run it again.`,
 			if err != nil || v == flags.Unset {
 				return usagef("flag value %q: want on or off (to unset a flag: jetsource flags unset %s)", args[1], args[0])
 			}
-			return m.changeFlag(cmd.Context(), g, o, args[0], flags.OpSet, v == flags.On, m.actorOrUser(actor))
+			return m.changeFlag(cmd.Context(), g, o, args[0], flags.OpSet, v == flags.On, m.actorOrUser(actor), force)
 		},
 	}
 	cmd.Flags().StringVar(&actor, "actor", "", "who makes the change (default: $USER)")
+	cmd.Flags().BoolVar(&force, "force", false, "set a flag the flag file does not declare")
 	return cmd
 }
 
@@ -233,7 +285,7 @@ changes nothing.`,
 		Example: `  jetsource flags unset billing.v2 --actor alice`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return m.changeFlag(cmd.Context(), g, o, args[0], flags.OpUnset, false, m.actorOrUser(actor))
+			return m.changeFlag(cmd.Context(), g, o, args[0], flags.OpUnset, false, m.actorOrUser(actor), false)
 		},
 	}
 	cmd.Flags().StringVar(&actor, "actor", "", "who makes the change (default: $USER)")
@@ -248,11 +300,14 @@ func (m *Main) actorOrUser(actor string) string {
 }
 
 // changeFlag runs set and unset: check the arguments, record, write.
-func (m *Main) changeFlag(ctx context.Context, g *globals, o *flagsOpts, name string, op flags.Op, on bool, actor string) error {
+func (m *Main) changeFlag(ctx context.Context, g *globals, o *flagsOpts, name string, op flags.Op, on bool, actor string, force bool) error {
 	if err := flags.ValidName(name); err != nil {
 		return usageError{err}
 	}
 	writeOpts := []flags.WriteOption{flags.WithActor(actor)}
+	if force {
+		writeOpts = append(writeOpts, flags.AllowUndeclared())
+	}
 	if err := flags.ValidActor(actor); err != nil {
 		return usageError{err}
 	}
@@ -279,7 +334,7 @@ func (m *Main) changeFlag(ctx context.Context, g *globals, o *flagsOpts, name st
 	}
 	var kv jetstream.KeyValue
 	if op == flags.OpSet {
-		kv, err = flags.EnsureBucket(ctx, js, jetstream.KeyValueConfig{Bucket: *o.bucket})
+		kv, err = flags.EnsureBucket(ctx, js, o.bucketCfg)
 	} else {
 		kv, err = flags.OpenBucket(ctx, js, *o.bucket)
 		if errors.Is(err, flags.ErrNoBucket) {
@@ -290,7 +345,11 @@ func (m *Main) changeFlag(ctx context.Context, g *globals, o *flagsOpts, name st
 		return err
 	}
 	rec := &flagRecorder{store: c.store, bucket: *o.bucket}
-	set, err := flags.New(flags.WithBucket(kv), flags.WithDefinitions(defs), flags.WithRecorder(rec), flags.WithTimeout(g.timeout))
+	setOpts := []flags.Option{flags.WithBucket(kv), flags.WithDefinitions(defs), flags.WithRecorder(rec), flags.WithTimeout(g.timeout)}
+	if *o.file != "" {
+		setOpts = append(setOpts, flags.RequireDeclared())
+	}
+	set, err := flags.New(setOpts...)
 	if err != nil {
 		return err
 	}
@@ -303,6 +362,8 @@ func (m *Main) changeFlag(ctx context.Context, g *globals, o *flagsOpts, name st
 	switch {
 	case errors.Is(err, flags.ErrInvalidOption), errors.Is(err, flags.ErrInvalidName):
 		return usageError{err}
+	case errors.Is(err, flags.ErrUndeclared):
+		return usageError{fmt.Errorf("%w (flag file %s); nothing was recorded or written; --force sets it anyway", err, *o.file)}
 	case errors.Is(err, flags.ErrConflict):
 		return exitCodeError{code: exitConflict, err: fmt.Errorf("%w; recorded as event %d but not applied: run it again", err, rec.ack.Sequence)}
 	case errors.Is(err, flags.ErrNotApplied):

@@ -297,3 +297,57 @@ func waitFlag(t *testing.T, s *flags.Set, name string, want bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestFlagsSetRefusesUndeclared: with a flag file (given or configured) a
+// typo is refused with exit 2 and the closest name, nothing recorded or
+// written; --force creates the flag.
+func TestFlagsSetRefusesUndeclared(t *testing.T) {
+	s := flagsServe(t, "users.>", "flags.>")
+	ctx := context.Background()
+	srv := "--server=" + s.URL()
+	dir := writeFiles(t, map[string]string{
+		"conf/config.yaml": "stream:\n  subjects: [\"users.>\", \"flags.>\"]\nflags:\n  file: flags.yaml\n  bucket: conf_flags\nbuckets:\n  max_bytes: 1MB\n",
+		"conf/flags.yaml":  "flags:\n  join-default-group: off\n",
+	})
+	config := filepath.Join(dir, "conf", "config.yaml")
+
+	for _, args := range [][]string{
+		{"flags", "set", "join-default-grop", "on", "--config", config, srv},
+		{"flags", "set", "join-default-grop", "on", "--file", filepath.Join(dir, "conf", "flags.yaml"), srv},
+	} {
+		code, out, errOut := run(t, ctx, "", args...)
+		if code != exitUsage || out != "" || !strings.Contains(errOut, `"join-default-grop" is not declared`) || !strings.Contains(errOut, `did you mean "join-default-group"?`) || !strings.Contains(errOut, "--force") {
+			t.Fatalf("%v: code %d out %q err %q", args, code, out, errOut)
+		}
+	}
+	if evs := flagEvents(t, srv); len(evs) != 0 {
+		t.Fatalf("a refused change was recorded: %v", evs)
+	}
+
+	// The configured file, bucket and bucket limit apply.
+	if code, _, errOut := run(t, ctx, "", "flags", "set", "join-default-group", "on", "--config", config, srv); code != 0 {
+		t.Fatalf("declared flag: %d %s", code, errOut)
+	}
+	nc, err := nats.Connect(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(ctx, "conf_flags")
+	if err != nil {
+		t.Fatalf("the configured bucket: %v", err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil || st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.MaxBytes != 1<<20 {
+		t.Fatalf("bucket limit: %+v %v", st, err)
+	}
+
+	if code, out, errOut := run(t, ctx, "", "flags", "set", "join-default-grop", "on", "--config", config, "--force", srv); code != 0 || !strings.Contains(out, "recorded as event") {
+		t.Fatalf("--force: %d %q %q", code, out, errOut)
+	}
+	// Without a flag file any valid name is set, as before.
+	if code, _, errOut := run(t, ctx, "", "flags", "set", "anything-goes", "on", srv); code != 0 {
+		t.Fatalf("without a file: %d %s", code, errOut)
+	}
+}

@@ -181,7 +181,7 @@ func startWorkers(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cf
 		if err != nil {
 			return nil, fmt.Errorf("projections: %w", err)
 		}
-		set, err := openProjections(ctx, cfg, js)
+		set, err := openProjections(ctx, cfg, js, false)
 		if err != nil {
 			return nil, fmt.Errorf("projections: %w", err)
 		}
@@ -228,7 +228,7 @@ func startWorkers(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cf
 // and returns the flag set once the bucket's values are loaded.
 func (ws *workers) watchFlags(ctx context.Context, js jetstream.JetStream, cfg Config, w *wiring) (*flags.Set, error) {
 	bucket := cfg.Flags.bucket()
-	kv, err := flags.EnsureBucket(ctx, js, jetstream.KeyValueConfig{Bucket: bucket})
+	kv, err := flags.EnsureBucket(ctx, js, cfg.bucketConfig(bucket))
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +256,7 @@ func (ws *workers) watchFlags(ctx context.Context, js jetstream.JetStream, cfg C
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	file := cfg.resolve(cfg.Flags.File)
+	file := cfg.Flags.File
 	ws.log.Info("watching flags", "bucket", bucket, "file", file)
 	for _, r := range w.rules {
 		if r.Flag == "" {
@@ -355,7 +355,7 @@ expression that does not compile stops it with the file, line and field.`,
 			}
 			w, err := cfg.wire()
 			if err != nil {
-				return exitCodeError{code: exitError, err: fmt.Errorf("config %s: %w", configFile, err)}
+				return exitCodeError{code: exitError, err: configError(configFile, err)}
 			}
 			if cmd.Flags().Changed("stream") {
 				cfg.Stream.Name = g.stream

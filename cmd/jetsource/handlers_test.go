@@ -16,11 +16,15 @@ import (
 	"github.com/jetsource/jetsource/handlers"
 )
 
-// writeFiles writes files into a new temporary directory and returns it.
+// writeFiles writes files (names may hold directories) into a new
+// temporary directory and returns it.
 func writeFiles(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, body := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o750); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -67,20 +71,20 @@ func TestHandlersConfigErrors(t *testing.T) {
 		is     error
 	}{
 		{name: "UnknownCommandSet", config: "commands:\n  sets: [example, exampel]\n",
-			want: []string{"line 2", "commands.sets[1]", `unknown command set "exampel"`, "this binary has: example"}},
+			want: []string{"config.yaml:2: ", "commands.sets[1]", `unknown command set "exampel"`, "this binary has: example"}},
 		{name: "CommandSetTwice", config: "commands:\n  sets:\n    - example\n    - example\n",
-			want: []string{"line 4", "commands.sets[1]", "named twice"}},
+			want: []string{"config.yaml:4: ", "commands.sets[1]", "named twice"}},
 		{name: "UnknownCommandsField", config: "commands:\n  sets: [example]\n  prefx: app\n",
-			want: []string{"line 3", "commands", "field prefx not found"}},
+			want: []string{"config.yaml:3: ", "commands", `unknown field "prefx" in commands`}},
 		{name: "BadPrefix", config: "commands:\n  sets: [example]\n  prefix: cmd.>\n",
-			want: []string{"line 3", "commands.prefix", "literal subject tokens"}},
+			want: []string{"config.yaml:3: ", "commands.prefix", "literal subject tokens"}},
 		{name: "BadRemoteName", config: "commands:\n  remote: [\"Notify User\"]\n",
-			want: []string{"line 2", "commands.remote[0]"}},
+			want: []string{"config.yaml:2: ", "commands.remote[0]"}},
 		{name: "NoSets", config: "commands:\n  prefix: cmd\n",
 			want: []string{"commands.sets", "missing"}},
 		{name: "RulesFileUnknownCommand", config: "commands:\n  sets: [example]\nhandlers:\n  file: rules.yaml\n",
 			files: map[string]string{"rules.yaml": unknownCommandRules}, inFile: "rules.yaml",
-			want: []string{"line 4", "handlers.file", ":5:16", "handlers[0].do.command", `"AddToGroup"`, "AddUserToGroup"}, is: handlers.ErrUnknownCommand},
+			want: []string{"config.yaml:4: ", "handlers.file", ":5:16", "handlers[0].do.command", `"AddToGroup"`, "AddUserToGroup"}, is: handlers.ErrUnknownCommand},
 		{name: "RulesFileBadExpression", config: "commands:\n  sets: [example]\nhandlers:\n  file: rules.yaml\n",
 			files: map[string]string{"rules.yaml": badExpressionRules}, inFile: "rules.yaml",
 			want: []string{":4:11", "handlers[0].when"}, is: handlers.ErrInvalidExpression},
@@ -94,20 +98,20 @@ func TestHandlersConfigErrors(t *testing.T) {
 		{name: "InlineUnknownRuleField", config: "handlers:\n  rules:\n    - name: join\n      on: users.>\n      go: audit\n      colour: red\n",
 			want: []string{":6:7", "handlers.rules[0].colour", "unknown field"}},
 		{name: "FileAndInline", config: "handlers:\n  file: rules.yaml\n  rules: []\n",
-			want: []string{"line 3", "handlers.rules", "not both"}},
+			want: []string{"config.yaml:3: ", "handlers.rules", "not both"}},
 		{name: "EmptyHandlers", config: "handlers:\n  {}\n",
-			want: []string{"line 2", "handlers", "missing"}},
+			want: []string{"config.yaml:2: ", "handlers", "missing"}},
 		{name: "FlowInline", config: "handlers: {rules: [{name: a, on: users.>, go: x}]}\n",
-			want: []string{"line 1", "block style"}},
+			want: []string{"config.yaml:1: ", "block style"}},
 		{name: "MissingRulesFile", config: "handlers:\n  file: nope.yaml\n",
-			want: []string{"line 2", "handlers.file", "nope.yaml"}, is: handlers.ErrInvalidRules},
+			want: []string{"config.yaml:2: ", "handlers.file", "nope.yaml"}, is: handlers.ErrInvalidRules},
 		{name: "BadFlagsFile", config: "flags:\n  file: flags.yaml\n",
 			files: map[string]string{"flags.yaml": "flags:\n  ok: on\n  \"bad name\": on\n"}, inFile: "flags.yaml",
-			want: []string{"line 2", "flags.file", ":3"}, is: flags.ErrInvalidFile},
+			want: []string{"config.yaml:2: ", "flags.file", ":3"}, is: flags.ErrInvalidFile},
 		{name: "BadFlagsBucket", config: "flags:\n  bucket: my.flags\n",
-			want: []string{"line 2", "flags.bucket", `"my.flags"`}},
+			want: []string{"config.yaml:2: ", "flags.bucket", `"my.flags"`}},
 		{name: "UnknownFlagsField", config: "flags:\n  fille: x\n",
-			want: []string{"line 2", "flags", "field fille not found"}},
+			want: []string{"config.yaml:2: ", "flags", `unknown field "fille" in flags`, `did you mean "file"`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -289,7 +293,7 @@ func TestServeCommandSchemas(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := LoadConfig(filepath.Join(dir, "config.yaml"))
-		if err == nil || !strings.Contains(err.Error(), "line 6: commands.schemas") || !strings.Contains(err.Error(), "SetAPIKey.json") {
+		if err == nil || !strings.Contains(err.Error(), "config.yaml:6: commands.schemas") || !strings.Contains(err.Error(), "SetAPIKey.json") {
 			t.Fatalf("got %v", err)
 		}
 	})
@@ -337,14 +341,14 @@ func TestHandlersCommand(t *testing.T) {
 // TestServeCommandExample starts "jetsource serve --config" with the
 // example configuration as the binary does and stops it as SIGINT does.
 func TestServeCommandExample(t *testing.T) {
-	b := startBackground(t, "running handlers", "serve", "--config", exampleConfig,
+	b := startBackground(t, "jetsource serving", "serve", "--config", exampleConfig,
 		"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--sync", "1s")
 	if code := b.stop(t); code != 0 {
 		t.Fatalf("serve exited %d: %s", code, b.log.String())
 	}
 	log := b.log.String()
 	last := -1
-	for _, step := range []string{"jetsource serving", "serving commands", "running projections", "watching flags", "running handlers",
+	for _, step := range []string{"serving commands", "running projections", "watching flags", "running handlers", "jetsource serving",
 		"shutting down", "stopped handlers", "stopped flag watcher", "stopped projections", "stopped command workers", "msg=stopped"} {
 		i := strings.Index(log, step)
 		if i <= last {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -12,6 +13,7 @@ import (
 func (m *Main) newInvalidateCmd(g *globals) *cobra.Command {
 	var seq uint64
 	var reason, actor string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "invalidate [TRANSACTION] [--seq SEQ] --reason TEXT [--actor NAME]",
 		Short: "Mark a transaction as invalid without deleting its events",
@@ -25,7 +27,12 @@ readers that skip invalidated transactions ("jetsource events
 Name the transaction by its id, or with --seq by the sequence of any of its
 events (an event appended on its own is a transaction named by its event id).
 Invalidating a transaction twice is harmless: the first invalidation is kept
-and reported again.`,
+and reported again.
+
+An id that no stored event carries, most often a typo, is refused with exit
+status 1 and nothing is written (finding out reads the stream until the
+transaction's first event). --force records the invalidation anyway, for
+events that are yet to be imported.`,
 		Example: `  jetsource invalidate 3f2a9c... --reason "imported from a broken export" --actor ops
   jetsource invalidate --seq 1042 --reason "duplicate order"`,
 		Args: cobra.MaximumNArgs(1),
@@ -43,6 +50,10 @@ and reported again.`,
 			}
 			defer c.Close()
 			tx := ""
+			var opts []jetsource.InvalidateOption
+			if force {
+				opts = append(opts, jetsource.AllowUnknownTransaction())
+			}
 			if len(args) == 1 {
 				tx = args[0]
 			} else {
@@ -61,8 +72,12 @@ and reported again.`,
 				if tx == "" {
 					return fmt.Errorf("%w: no event at sequence %d", jetsource.ErrNotFound, seq)
 				}
+				opts = append(opts, jetsource.AllowUnknownTransaction()) // found it
 			}
-			ack, err := jetsource.Invalidate(ctx, c.store, jetsource.Invalidation{Transaction: tx, Reason: reason, Actor: actor})
+			ack, err := jetsource.Invalidate(ctx, c.store, jetsource.Invalidation{Transaction: tx, Reason: reason, Actor: actor}, opts...)
+			if errors.Is(err, jetsource.ErrUnknownTransaction) {
+				return fmt.Errorf("%w; nothing was written (check the id, name it with --seq SEQ, or record it anyway with --force)", err)
+			}
 			if err != nil {
 				return err
 			}
@@ -84,5 +99,6 @@ and reported again.`,
 	f.Uint64Var(&seq, "seq", 0, "invalidate the transaction of the event at this sequence")
 	f.StringVar(&reason, "reason", "", "why the transaction is invalid (required)")
 	f.StringVar(&actor, "actor", "", "who invalidates it (the event's actor)")
+	f.BoolVar(&force, "force", false, "record the invalidation even if no stored event carries the transaction id")
 	return cmd
 }

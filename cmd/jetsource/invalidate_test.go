@@ -55,6 +55,19 @@ func TestInvalidateCommand(t *testing.T) {
 	if code, _, errOut := run(t, ctx, "", "invalidate", "--seq", "99", "--reason", "x", srv); code != 1 || !strings.Contains(errOut, "no event at sequence 99") {
 		t.Errorf("missing sequence: code %d err %q", code, errOut)
 	}
+
+	// A transaction no event carries (a typo) is refused; nothing is written.
+	code, out, errOut = run(t, ctx, "", "invalidate", "nosuchtx", "--reason", "x", srv)
+	if code != exitError || out != "" || !strings.Contains(errOut, `unknown transaction`) || !strings.Contains(errOut, `"nosuchtx"`) || !strings.Contains(errOut, "--force") {
+		t.Errorf("unknown transaction: code %d out %q err %q", code, out, errOut)
+	}
+	if _, out, _ := run(t, ctx, "", "events", "jetsource.transactions.>", srv); strings.Contains(out, "nosuchtx") {
+		t.Errorf("the refused invalidation was recorded: %s", out)
+	}
+	code, out, errOut = run(t, ctx, "", "invalidate", "nosuchtx", "--reason", "imported later", "--force", srv)
+	if code != 0 || !strings.Contains(out, "transaction nosuchtx invalidated at sequence 4") {
+		t.Errorf("--force: code %d out %q err %q", code, out, errOut)
+	}
 }
 
 func TestAppendDedup(t *testing.T) {

@@ -188,13 +188,13 @@ func TestConfig(t *testing.T) {
 		}
 	})
 	bad := []struct{ name, body, msg string }{
-		{"UnknownField", "stream:\n  nmae: X\n", "field nmae not found"},
-		{"BadDuration", "stream:\n  duplicates: forever\n", "line 2"},
+		{"UnknownField", "stream:\n  nmae: X\n", `UnknownField.yaml:2: unknown field "nmae" in stream (known: name, subjects,`},
+		{"BadDuration", "stream:\n  duplicates: forever\n", `BadDuration.yaml:2: stream.duplicates: "forever" is not a duration`},
 		{"BadSync", "server:\n  sync: sometimes\n", "server.sync"},
 		{"LeadingWildcard", "stream:\n  subjects: [\">\"]\n", "literal token"},
 		{"Overlap", "stream:\n  subjects: [\"a.>\", \"a.b\"]\n", "overlap"},
 		{"BadLogLevel", "log:\n  level: loud\n", "log.level"},
-		{"NotYAML", "stream: [\n", "config"},
+		{"NotYAML", "stream: [\n", "NotYAML.yaml:1: not valid YAML"},
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,7 +20,8 @@ import (
 	"github.com/jetsource/jetsource/subjects"
 )
 
-// defaultProjectionDB is the SQLite file of projections that name none.
+// defaultProjectionDB is the SQLite file of projections that name none,
+// next to the configuration file.
 const defaultProjectionDB = "projections.db"
 
 func (m *Main) newProjectCmd(g *globals) *cobra.Command {
@@ -58,7 +61,7 @@ SIGTERM) and then finishes the transaction under way.
 			}
 			defer nc.Close()
 			js, _ := jetstream.New(nc, jetstream.WithDefaultTimeout(g.timeout))
-			set, err := openProjections(ctx, cfg, js)
+			set, err := openProjections(ctx, cfg, js, false)
 			if err != nil {
 				return err
 			}
@@ -152,19 +155,21 @@ func (s *projectionSet) byName(name string) (projections.Projection, error) {
 
 // openProjections opens the read models of the configured projections:
 // one database per SQLite file, shared by the projections that name it.
-func openProjections(ctx context.Context, cfg Config, js jetstream.JetStream) (*projectionSet, error) {
+// With mustExist (status, rebuild) a missing SQLite file is an error
+// instead of a new, empty read model.
+func openProjections(ctx context.Context, cfg Config, js jetstream.JetStream, mustExist bool) (*projectionSet, error) {
 	set := &projectionSet{dbs: map[string]*sql.DB{}}
 	for _, pc := range cfg.Projections {
-		var fs []subjects.Filter
+		var filters []subjects.Filter
 		for _, f := range pc.Filters {
 			pf, err := subjects.ParseFilter(f)
 			if err != nil {
 				set.Close()
 				return nil, err
 			}
-			fs = append(fs, pf)
+			filters = append(filters, pf)
 		}
-		d := projections.Documents{Name: pc.Name, Filters: fs, Delete: pc.Delete}
+		d := projections.Documents{Name: pc.Name, Filters: filters, Delete: pc.Delete}
 		var p projections.Projection
 		var err error
 		switch pc.ReadModel {
@@ -175,6 +180,13 @@ func openProjections(ctx context.Context, cfg Config, js jetstream.JetStream) (*
 			}
 			db := set.dbs[file]
 			if db == nil {
+				if mustExist {
+					if _, serr := os.Stat(file); errors.Is(serr, fs.ErrNotExist) {
+						set.Close()
+						return nil, fmt.Errorf("%w: projection %s: its database %s does not exist (nothing was created): check projections[].database in %s (relative to that file), or let serve or project create it first",
+							projections.ErrNotFound, pc.Name, file, cfg.file)
+					}
+				}
 				if db, err = projections.OpenSQLite(file); err != nil {
 					set.Close()
 					return nil, err

@@ -34,13 +34,13 @@ func projectionConfigFile(t *testing.T) (cfgPath, dbPath string) {
 
 func TestProjectionConfigErrors(t *testing.T) {
 	cases := []struct{ file, line, field, msg string }{
-		{"unknown-read-model.yaml", "line 4", "projections[0].read_model", `unknown read model "postgres"`},
-		{"bad-filter.yaml", "line 3", "projections[0].filters[0]", "invalid filter"},
-		{"missing-name.yaml", "line 2", "projections[0].name", "missing"},
-		{"duplicate-names.yaml", "line 5", "projections[1].name", `duplicate name "users"`},
-		{"unknown-field.yaml", "line 5", "projections[0]", "field tabel not found"},
-		{"table-on-kv.yaml", "line 5", "projections[0].table", "only for read_model sqlite"},
-		{"bad-name.yaml", "line 2", "projections[0].name", `"1 users"`},
+		{"unknown-read-model.yaml", ".yaml:4: ", "projections[0].read_model", `unknown read model "postgres"`},
+		{"bad-filter.yaml", ".yaml:3: ", "projections[0].filters[0]", "invalid filter"},
+		{"missing-name.yaml", ".yaml:2: ", "projections[0].name", "missing"},
+		{"duplicate-names.yaml", ".yaml:5: ", "projections[1].name", `duplicate name "users"`},
+		{"unknown-field.yaml", ".yaml:5: ", "projections[0]", `unknown field "tabel" in projections[0]`},
+		{"table-on-kv.yaml", ".yaml:5: ", "projections[0].table", "only for read_model sqlite"},
+		{"bad-name.yaml", ".yaml:2: ", "projections[0].name", `"1 users"`},
 	}
 	for _, c := range cases {
 		t.Run(strings.TrimSuffix(c.file, ".yaml"), func(t *testing.T) {

@@ -32,11 +32,14 @@ func (m *Main) newProjectionsStatusCmd(g *globals) *cobra.Command {
 checkpoint (the stream sequence of the last event applied), the head (the
 last matching sequence in the stream), the lag between the two (0: caught
 up) and the last error a runner recorded in the read model. With --output
-json each projection is one JSON line.`,
+json each projection is one JSON line.
+
+A relative database path is relative to the configuration file. A database
+that does not exist is an error (status creates nothing).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			c, set, err := m.openConfiguredProjections(cmd, g, configFile)
+			c, set, err := m.openConfiguredProjections(cmd, g, configFile, true)
 			if err != nil {
 				return err
 			}
@@ -106,11 +109,15 @@ or serve) may keep running; they continue from the new checkpoint.
 
 Progress goes to standard error: a bar with the rate and the time left on a
 terminal, a plain line every second otherwise. Progress is measured in
-stream positions up to the last matching event when the rebuild began.`,
+stream positions up to the last matching event when the rebuild began.
+
+A relative database path is relative to the configuration file; the
+database must exist (serve or project creates it), so that a wrong path is
+an error instead of a new read model in an unexpected place.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, set, err := m.openConfiguredProjections(cmd, g, configFile)
+			c, set, err := m.openConfiguredProjections(cmd, g, configFile, true)
 			if err != nil {
 				return err
 			}
@@ -160,7 +167,7 @@ stream positions up to the last matching event when the rebuild began.`,
 
 // openConfiguredProjections loads the configuration, connects, and opens
 // its projections; the caller closes both.
-func (m *Main) openConfiguredProjections(cmd *cobra.Command, g *globals, configFile string) (*client, *projectionSet, error) {
+func (m *Main) openConfiguredProjections(cmd *cobra.Command, g *globals, configFile string, mustExist bool) (*client, *projectionSet, error) {
 	cfg, err := m.projectionConfig(cmd, g, configFile)
 	if err != nil {
 		return nil, nil, err
@@ -170,7 +177,7 @@ func (m *Main) openConfiguredProjections(cmd *cobra.Command, g *globals, configF
 		return nil, nil, err
 	}
 	js, _ := jetstream.New(c.nc, jetstream.WithDefaultTimeout(g.timeout))
-	set, err := openProjections(cmd.Context(), cfg, js)
+	set, err := openProjections(cmd.Context(), cfg, js, mustExist)
 	if err != nil {
 		c.Close()
 		return nil, nil, err

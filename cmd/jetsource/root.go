@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetsource/jetsource"
 	"github.com/jetsource/jetsource/jetstore"
+	"github.com/jetsource/jetsource/subjects"
 )
 
 // Exit codes.
@@ -66,10 +67,19 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	root.SetIn(m.Stdin)
 	root.SetOut(m.Stdout)
 	root.SetErr(m.Stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
+	code := m.report(err)
+	if hint := uncapturedHint(cmd, err); hint != "" {
+		fmt.Fprintln(m.Stderr, hint)
+	}
+	return code
+}
+
+// report prints err and returns its exit code.
+func (m *Main) report(err error) int {
 	var ue usageError
 	var ce exitCodeError
 	switch {
@@ -89,6 +99,34 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		fmt.Fprintln(m.Stderr, "error:", err)
 		return exitError
 	}
+}
+
+// uncapturedHint tells how to make the stream capture the subject of an
+// append that failed because no stream captures it ("" for other errors,
+// and for subjects that must never be stored).
+func uncapturedHint(cmd *cobra.Command, err error) string {
+	if cmd == nil || !(errors.Is(err, jetsource.ErrForbiddenSubject) ||
+		errors.Is(err, jetsource.ErrStreamNotFound) && errors.Is(err, jetstream.ErrNoStreamResponse)) {
+		return ""
+	}
+	stream := jetstore.DefaultStreamName
+	if f := cmd.Flags().Lookup("stream"); f != nil {
+		stream = f.Value.String()
+	}
+	root := "ROOT"
+	if cmd.Name() == "append" && cmd.Flags().NArg() > 0 {
+		s, perr := subjects.Parse(cmd.Flags().Arg(0))
+		if perr != nil {
+			return ""
+		}
+		root = strings.SplitN(s.String(), ".", 2)[0]
+	}
+	if checkRoot(root+".>", "") != nil {
+		return "" // never stored: no root to add
+	}
+	return fmt.Sprintf("hint: the stream %s stores only the subjects it captures (jetsource stream info lists them); "+
+		"add this root with \"jetsource stream add-subject %s.>\" on the running server (kept across restarts), "+
+		"start serve with --subjects %s.>, or list it in stream.subjects of the config file", stream, root, root)
 }
 
 // isCobraUsage recognises cobra's own argument and flag errors, which
@@ -122,7 +160,9 @@ Exit codes: 0 success, 1 error, 2 usage error, 3 concurrency conflict,
 4 command rejected (jetsource command).`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Version:       buildVersion().String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	env := m.Getenv("NATS_URL")
 	if env == "" {
 		env = nats.DefaultURL
@@ -161,6 +201,8 @@ Exit codes: 0 success, 1 error, 2 usage error, 3 concurrency conflict,
 		m.newFlagsCmd(g),
 		m.newMigrateCmd(g),
 		m.newSyncCmd(g),
+		m.newStreamCmd(g),
+		m.newVersionCmd(g),
 	)
 	return root
 }
