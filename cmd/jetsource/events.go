@@ -180,7 +180,7 @@ func malformedJSON(e jetsource.Event) map[string]any {
 		"malformed": map[string]any{
 			"subject": e.Malformed.Subject,
 			"reason":  e.Malformed.Reason,
-			"headers": e.Malformed.Header,
+			"headers": headersJSON(e.Malformed.Header),
 		},
 	}
 	if !e.Stored.IsZero() {
@@ -195,10 +195,16 @@ func malformedJSON(e jetsource.Event) map[string]any {
 	default:
 		m["data_base64"] = base64.StdEncoding.EncodeToString(e.Data)
 	}
-	if m["malformed"].(map[string]any)["headers"] == nil {
-		m["malformed"].(map[string]any)["headers"] = map[string][]string{}
-	}
 	return m
+}
+
+// headersJSON returns headers for JSON output: an object, also when there
+// are none.
+func headersJSON(h nats.Header) map[string][]string {
+	if h == nil {
+		return map[string][]string{}
+	}
+	return h
 }
 
 // deadLetterJSON is the "deadletter" member of a dead letter's JSON line:
