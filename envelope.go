@@ -2,6 +2,7 @@ package jetsource
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -95,6 +96,21 @@ type Stored struct {
 //   - content type: application/json when the data is valid JSON, else
 //     application/octet-stream (nothing for empty data).
 //
+// Decoding is lenient where CloudEvents allows it: a message without
+// ce-specversion is read as 1.0, and one with ce-specversion 0.3 is read
+// as the 1.0 event it maps to (its binary-mode headers are 1.0's but for
+// ce-schemaurl, read as the data schema, and ce-datacontentencoding, of
+// which base64 is decoded and anything else refused). Percent signs that
+// are no escapes are kept, header names may be in any case, and
+// extension headers whose names CloudEvents does not allow are ignored.
+//
+// What cannot be read as an event is refused: another spec version, a
+// subject that is no literal subject, a time that is not RFC 3339 (or
+// outside the years 0 to 9999), a schema revision that is no non-negative
+// 32-bit integer, a value that is not valid UTF-8 once decoded, and data
+// that is not valid JSON under a JSON content type. Readers go through
+// [DecodeStored], which delivers such a message as a malformed event.
+//
 // Header names are case-insensitive; of two names that differ only in
 // case, the one first in byte order wins. Headers that are no CloudEvents
 // attribute (the JetStream ones such as Nats-Expected-Stream) are ignored.
@@ -175,13 +191,16 @@ func DecodeMsg(subject string, h nats.Header, data []byte, at Stored) (Event, er
 		}
 		e.Time = t
 	}
-	if sv := get(slotSpecVersion); sv != "" && sv != SpecVersion {
+	sv := get(slotSpecVersion)
+	v03 := sv == specVersion03
+	if sv != "" && sv != SpecVersion && !v03 {
 		fail(fmt.Errorf("header %s: unsupported spec version %q", HeaderSpecVersion, sv))
 	}
 	if len(exts) > 1 {
 		// In name order, so that the error reported is always the same.
 		slices.SortFunc(exts, func(a, b extHeader) int { return strings.Compare(a.name, b.name) })
 	}
+	var encoding string // CloudEvents 0.3 datacontentencoding
 	for _, x := range exts {
 		if x.val == "" {
 			continue
@@ -189,6 +208,19 @@ func DecodeMsg(subject string, h nats.Header, data []byte, at Stored) (Event, er
 		v, err := PercentDecode(x.val)
 		if err != nil {
 			fail(fmt.Errorf("header %s: %w", x.key, err))
+		}
+		if v03 {
+			// The 0.3 attributes that 1.0 renamed or dropped.
+			switch x.name {
+			case "schemaurl":
+				if e.DataSchema == "" {
+					e.DataSchema = v
+				}
+				continue
+			case "datacontentencoding":
+				encoding = v
+				continue
+			}
 		}
 		if v != "" {
 			if e.Extensions == nil {
@@ -203,6 +235,18 @@ func DecodeMsg(subject string, h nats.Header, data []byte, at Stored) (Event, er
 	}
 	if !utf8.ValidString(at.Stream) {
 		fail(fmt.Errorf("stream name %q is not valid UTF-8", at.Stream))
+	}
+	if encoding != "" {
+		if !strings.EqualFold(encoding, "base64") {
+			fail(fmt.Errorf("header %sdatacontentencoding: unsupported encoding %q", HeaderPrefix, encoding))
+		} else if d, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(data))); err != nil {
+			fail(fmt.Errorf("data is not valid base64 under %sdatacontentencoding base64", HeaderPrefix))
+		} else {
+			e.Data = d
+		}
+	}
+	if first == nil && len(e.Data) > 0 && e.DataContentType != "" && jsonContentType(e.DataContentType) && !json.Valid(e.Data) {
+		fail(fmt.Errorf("data is not valid JSON under content type %s", e.DataContentType))
 	}
 	if first != nil {
 		return e, fmt.Errorf("%w: message %s at sequence %d: %v", ErrInvalidEvent, subject, at.Sequence, first)
@@ -224,14 +268,34 @@ func DecodeMsg(subject string, h nats.Header, data []byte, at Stored) (Event, er
 	if e.Time.IsZero() {
 		e.Time = at.Time
 	}
-	if e.DataContentType == "" && len(bytes.TrimSpace(data)) > 0 {
-		if json.Valid(data) {
+	if e.DataContentType == "" && len(bytes.TrimSpace(e.Data)) > 0 {
+		if json.Valid(e.Data) {
 			e.DataContentType = "application/json"
 		} else {
 			e.DataContentType = "application/octet-stream"
 		}
 	}
 	return e, nil
+}
+
+// specVersion03 is the CloudEvents version whose binary-mode headers
+// [DecodeMsg] reads as well as 1.0's.
+const specVersion03 = "0.3"
+
+// jsonContentType reports whether a content type is a JSON media type
+// (application/json, text/json, anything ending in +json), parameters
+// and case aside, without allocating.
+func jsonContentType(ct string) bool {
+	if ct == "application/json" {
+		return true
+	}
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.TrimSpace(ct)
+	const suffix = "+json"
+	return strings.EqualFold(ct, "application/json") || strings.EqualFold(ct, "text/json") ||
+		len(ct) > len(suffix) && strings.EqualFold(ct[len(ct)-len(suffix):], suffix)
 }
 
 // DecodeStored turns a stored message into an event and never fails: what

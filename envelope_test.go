@@ -3,12 +3,14 @@ package jetsource_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"maps"
+	"mime"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -735,6 +737,7 @@ func TestDecodeMsgErrors(t *testing.T) {
 		header  nats.Header
 		want    error
 		mention string // the error names this
+		data    string // "": {}
 	}{
 		{name: "ErrInvalidSubject/empty", subject: "-", want: jetsource.ErrInvalidSubject},
 		{name: "ErrInvalidSubject/wildcard", subject: "users.*.added", want: jetsource.ErrInvalidSubject},
@@ -775,7 +778,27 @@ func TestDecodeMsgErrors(t *testing.T) {
 		},
 		{
 			name:   "ErrInvalidEvent/unsupported ce-specversion",
-			header: nats.Header{"ce-specversion": {"0.3"}}, want: jetsource.ErrInvalidEvent, mention: "ce-specversion",
+			header: nats.Header{"ce-specversion": {"0.2"}}, want: jetsource.ErrInvalidEvent, mention: "ce-specversion",
+		},
+		{
+			name:   "ErrInvalidEvent/0.3 content encoding other than base64",
+			header: nats.Header{"ce-specversion": {"0.3"}, "ce-datacontentencoding": {"gzip"}}, want: jetsource.ErrInvalidEvent, mention: "datacontentencoding",
+		},
+		{
+			name:   "ErrInvalidEvent/0.3 base64 content encoding of data that is not base64",
+			header: nats.Header{"ce-specversion": {"0.3"}, "ce-datacontentencoding": {"base64"}}, want: jetsource.ErrInvalidEvent, mention: "base64", data: "{not base64",
+		},
+		{
+			name:   "ErrInvalidEvent/JSON content type, data not JSON",
+			header: nats.Header{"Content-Type": {"application/json"}}, want: jetsource.ErrInvalidEvent, mention: "not valid JSON", data: `{"name":`,
+		},
+		{
+			name:   "ErrInvalidEvent/JSON media type with parameters, data not JSON",
+			header: nats.Header{"Content-Type": {"Application/Cloudevents+JSON; charset=utf-8"}}, want: jetsource.ErrInvalidEvent, mention: "not valid JSON", data: `x`,
+		},
+		{
+			name:   "ErrInvalidEvent/ce-datacontenttype JSON, data not JSON",
+			header: nats.Header{"ce-datacontenttype": {"text/json"}}, want: jetsource.ErrInvalidEvent, mention: "not valid JSON", data: "\xff",
 		},
 		{
 			name:   "ErrInvalidEvent/future ce-specversion",
@@ -815,7 +838,11 @@ func TestDecodeMsgErrors(t *testing.T) {
 			case "-":
 				subject = ""
 			}
-			_, err := jetsource.DecodeMsg(subject, tt.header, []byte(`{}`), at)
+			data := tt.data
+			if data == "" {
+				data = `{}`
+			}
+			_, err := jetsource.DecodeMsg(subject, tt.header, []byte(data), at)
 			checkSentinel(t, err, tt.want)
 			if err != nil && !strings.Contains(err.Error(), tt.mention) {
 				t.Errorf("error %q does not name %s", err, tt.mention)
@@ -991,15 +1018,28 @@ func referenceDecodeMsg(subject string, h nats.Header, data []byte, at jetsource
 		}
 		e.Time = t
 	}
-	if sv := get("ce-specversion"); sv != "" && sv != "1.0" {
+	sv := get("ce-specversion")
+	if sv != "" && sv != "1.0" && sv != "0.3" {
 		errs = append(errs, fmt.Errorf("header ce-specversion: unsupported spec version %q", sv))
 	}
+	encoding := ""
 	for _, lk := range slices.Sorted(maps.Keys(lower)) {
 		name, ok := strings.CutPrefix(lk, "ce-")
 		if !ok || referenceReserved[name] || !referenceExtensionName(name) {
 			continue
 		}
-		if v := get(lk); v != "" {
+		v := get(lk)
+		if sv == "0.3" && name == "schemaurl" {
+			if e.DataSchema == "" {
+				e.DataSchema = v
+			}
+			continue
+		}
+		if sv == "0.3" && name == "datacontentencoding" {
+			encoding = v
+			continue
+		}
+		if v != "" {
 			if e.Extensions == nil {
 				e.Extensions = map[string]string{}
 			}
@@ -1011,6 +1051,20 @@ func referenceDecodeMsg(subject string, h nats.Header, data []byte, at jetsource
 	}
 	if !utf8.ValidString(at.Stream) {
 		errs = append(errs, fmt.Errorf("stream name %q is not valid UTF-8", at.Stream))
+	}
+	if encoding != "" {
+		if strings.ToLower(encoding) != "base64" {
+			errs = append(errs, fmt.Errorf("header ce-datacontentencoding: unsupported encoding %q", encoding))
+		} else if d, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(data))); err != nil {
+			errs = append(errs, fmt.Errorf("data is not valid base64 under ce-datacontentencoding base64"))
+		} else {
+			e.Data = d
+		}
+	}
+	if len(errs) == 0 && len(e.Data) > 0 && e.DataContentType != "" {
+		if mt, _, _ := mime.ParseMediaType(e.DataContentType); (mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")) && !json.Valid(e.Data) {
+			errs = append(errs, fmt.Errorf("data is not valid JSON under content type %s", e.DataContentType))
+		}
 	}
 	if len(errs) > 0 {
 		return e, fmt.Errorf("%w: message %s at sequence %d: %v", jetsource.ErrInvalidEvent, subject, at.Sequence, errs[0])
@@ -1031,8 +1085,8 @@ func referenceDecodeMsg(subject string, h nats.Header, data []byte, at jetsource
 	if e.Time.IsZero() {
 		e.Time = at.Time
 	}
-	if e.DataContentType == "" && len(bytes.TrimSpace(data)) > 0 {
-		if json.Valid(data) {
+	if e.DataContentType == "" && len(bytes.TrimSpace(e.Data)) > 0 {
+		if json.Valid(e.Data) {
 			e.DataContentType = "application/json"
 		} else {
 			e.DataContentType = "application/octet-stream"
@@ -1155,7 +1209,20 @@ func TestDecodeMsgMatchesReference(t *testing.T) {
 		{"TimeDotWithoutFraction", with("ce-time", "2025-03-14T15:09:26.Z"), `{}`},
 		{"ZeroTime", with("ce-time", "0001-01-01T00:00:00Z"), `{}`},
 		{"YearOutOfRange", with("ce-time", "9999-12-31T23:00:00-05:00"), `{}`},
-		{"BadSpecVersion", with("ce-specversion", "0.3"), `{}`},
+		{"BadSpecVersion", with("ce-specversion", "0.2"), `{}`},
+		{"SpecVersion03", with("ce-specversion", "0.3", "ce-schemaurl", "https://example.com/s"), `{}`},
+		{"SpecVersion03DataSchemaWins", with("ce-specversion", "0.3", "ce-schemaurl", "https://a/s", "ce-dataschema", "https://b/s"), `{}`},
+		{"SpecVersion03Base64", with("ce-specversion", "0.3", "ce-datacontentencoding", "Base64"), `eyJhIjoxfQ==`},
+		{"SpecVersion03Base64Binary", with("ce-specversion", "0.3", "ce-datacontentencoding", "base64", "Content-Type", "application/octet-stream"), `AAH/`},
+		{"SpecVersion03BadBase64", with("ce-specversion", "0.3", "ce-datacontentencoding", "base64"), `{}`},
+		{"SpecVersion03OtherEncoding", with("ce-specversion", "0.3", "ce-datacontentencoding", "7bit"), `{}`},
+		{"SchemaURLIn10IsAnExtension", with("ce-schemaurl", "https://example.com/s"), `{}`},
+		{"JSONContentTypeNotJSON", with("Content-Type", "application/json"), `{"a":`},
+		{"JSONContentTypeSpaces", with("Content-Type", "application/json"), " \n"},
+		{"JSONSuffixNotJSON", with("Content-Type", "application/vnd.x+json;v=1"), `x`},
+		{"TextJSONUpperCaseNotJSON", with("Content-Type", "TEXT/JSON"), `x`},
+		{"JSONContentTypeNoData", with("Content-Type", "application/json"), ``},
+		{"BadContentTypeSyntaxNotJSON", with("Content-Type", "application/json;;"), `x`},
 		{"EmptyID", with("ce-id", ""), `{}`},
 		{"ContentTypeWithSpace", with("Content-Type", "application/json; charset=utf-8"), `{}`},
 		{"DataContentTypeHeader", with("ce-datacontenttype", "text/plain"), `x`},

@@ -19,6 +19,16 @@ import (
 )
 
 // Read implements [jetsource.Store.Read].
+//
+// A stored message that is no valid event (published by another client
+// with a spec version other than 1.0 or 0.3, a bad time, non-JSON data
+// under a JSON content type, a "*" token in its subject, ...) does not end
+// the read: it is yielded with a nil error as a malformed event, see
+// [jetsource.DecodeStored]: [jetsource.Event.Malformed] holds its raw
+// subject, headers and the reason. With filters, a malformed event whose
+// raw subject is no valid subject is matched by that raw subject. Callers
+// that fold or project events skip it ([jetsource.Event.MalformedError]
+// says why). The same holds for [Store.Load] and [Store.Latest].
 func (s *Store) Read(ctx context.Context, q jetsource.Query) iter.Seq2[jetsource.Event, error] {
 	return func(yield func(jetsource.Event, error) bool) {
 		if err := q.Validate(); err != nil {
@@ -61,7 +71,8 @@ func (s *Store) Read(ctx context.Context, q jetsource.Query) iter.Seq2[jetsource
 	}
 }
 
-// Load implements [jetsource.Store.Load].
+// Load implements [jetsource.Store.Load]. Like [Store.Read], it yields
+// malformed events instead of failing on them.
 func (s *Store) Load(ctx context.Context, aggregate subjects.Subject, from uint64) iter.Seq2[jetsource.Event, error] {
 	f, err := jetsource.AggregateFilter(aggregate)
 	if err != nil {
@@ -70,7 +81,9 @@ func (s *Store) Load(ctx context.Context, aggregate subjects.Subject, from uint6
 	return s.Read(ctx, jetsource.Query{Filters: []subjects.Filter{f}, FromSequence: from})
 }
 
-// Latest implements [jetsource.Store.Latest].
+// Latest implements [jetsource.Store.Latest]. Like [Store.Read], it
+// yields malformed events instead of failing on them: the latest message
+// of a subject may be one.
 func (s *Store) Latest(ctx context.Context, filter subjects.Filter) iter.Seq2[jetsource.Event, error] {
 	return func(yield func(jetsource.Event, error) bool) {
 		if filter.IsZero() {
@@ -294,7 +307,7 @@ func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 				yield(jetsource.Event{}, it.err)
 				return
 			}
-			if !filtered || q.Match(it.e) {
+			if !filtered || matchQuery(q, it.e) {
 				if !yield(it.e, nil) {
 					return
 				}
@@ -358,8 +371,55 @@ func (b *readBuffer) deliver(msg jetstream.Msg) {
 		return // delivered again by a consumer that replaced the first
 	}
 	b.lastSeq = at.Sequence
-	e, err := jetsource.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data(), at)
-	b.push(readItem{e, err}, err != nil || b.until > 0 && at.Sequence >= b.until)
+	// A message that is no valid event comes as a malformed event: no
+	// message can stop a read.
+	e := jetsource.DecodeStored(msg.Subject(), msg.Headers(), msg.Data(), at)
+	b.push(readItem{e: e}, b.until > 0 && at.Sequence >= b.until)
+}
+
+// matchQuery is [jetsource.Query.Match], except that a malformed event
+// whose stored subject is no valid subject (a literal "*" token, say) is
+// matched by that raw subject, token by token, so that a filtered read
+// delivers it like the server delivers it to a filtered consumer.
+func matchQuery(q jetsource.Query, e jetsource.Event) bool {
+	if e.Malformed == nil || !e.Subject.IsZero() {
+		return q.Match(e)
+	}
+	if !q.Since.IsZero() && e.Stored.Before(q.Since) {
+		return false
+	}
+	if len(q.Filters) == 0 {
+		return true
+	}
+	for _, f := range q.Filters {
+		if matchRaw(f.String(), e.Malformed.Subject) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchRaw reports whether filter f matches the raw subject s, each
+// token of s taken literally: "*" in the filter matches any one token,
+// ">" the rest, and any other filter token only the same token.
+func matchRaw(f, s string) bool {
+	if f == "" || s == "" {
+		return false
+	}
+	for {
+		ft, frest, fmore := strings.Cut(f, ".")
+		st, srest, smore := strings.Cut(s, ".")
+		if ft == ">" {
+			return true
+		}
+		if ft != "*" && ft != st {
+			return false
+		}
+		if !fmore || !smore {
+			return fmore == smore
+		}
+		f, s = frest, srest
+	}
 }
 
 // push appends an item, waiting while the buffer is full; last tells that

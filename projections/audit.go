@@ -34,6 +34,11 @@ const DefaultAuditName = "audit"
 // and [Rebuild] rebuilds it; [AuditIndex.CatchUp] brings it up to date
 // once, for commands that run now and then. Its checkpoint commits with
 // the rows, so the rows never disagree with it.
+//
+// A malformed event (see [jetsource.DecodeStored]) that reaches the index
+// is indexed by its raw subject, sequence and stored time, without
+// attributes: entity and time queries find it, actor and address queries
+// do not; [AuditRecord.RawSubject] holds a subject that does not parse.
 type AuditIndex struct {
 	*SQLProjection
 	table string
@@ -175,7 +180,17 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		b := a.As16()
 		ip = b[:]
 	}
-	_, err = st.ExecContext(ctx, int64(e.Sequence), e.Stored.UnixNano(), evTime, e.Subject.String(), e.Aggregate().String(),
+	subject, aggregate := e.Subject.String(), e.Aggregate().String()
+	if e.Malformed != nil {
+		// Indexed by where it is stored, without attributes (a
+		// malformed event carries none but its id): an entity or time
+		// query finds it, an actor or address query does not.
+		subject, aggregate = e.Malformed.Subject, e.Malformed.Subject
+		if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+			aggregate = subject[:i]
+		}
+	}
+	_, err = st.ExecContext(ctx, int64(e.Sequence), e.Stored.UnixNano(), evTime, subject, aggregate,
 		nullable(e.Type), nullable(e.ID), nullable(e.Actor), nullable(e.ClientIP), ip,
 		nullable(e.CorrelationID), nullable(e.CausationID), nullable(e.TransactionID))
 	return err
@@ -266,6 +281,10 @@ type AuditRecord struct {
 	CorrelationID string           `json:"correlationid,omitempty"`
 	CausationID   string           `json:"causationid,omitempty"`
 	TransactionID string           `json:"transactionid,omitempty"`
+	// RawSubject is the subject as stored when it is no valid subject
+	// (a malformed event's, such as one with a "*" token); Subject is
+	// then zero.
+	RawSubject string `json:"raw_subject,omitempty"`
 }
 
 // Event returns the record as an event without data (and without the
@@ -407,7 +426,10 @@ func scanAudit(rows *sql.Rows) (AuditRecord, error) {
 	if evTime.Valid {
 		r.Time, _ = time.Parse(time.RFC3339Nano, evTime.String)
 	}
-	r.Subject, _ = subjects.Parse(subj)
+	var err error
+	if r.Subject, err = subjects.Parse(subj); err != nil {
+		r.RawSubject = subj
+	}
 	if agg != "" {
 		r.Aggregate, _ = subjects.Parse(agg)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -178,13 +179,29 @@ func (d *direct) streamGet(ctx context.Context, body []byte) ([]jetsource.Event,
 	}
 }
 
-// decode turns a direct get answer into an event.
+// decode turns a direct get answer into an event. A stored message that
+// is no valid event comes back as a malformed event ([jetsource.DecodeStored])
+// whose headers are those it was stored with; only an answer without a
+// sequence is an error.
 func decode(m *nats.Msg) (jetsource.Event, error) {
 	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 	if err != nil {
 		return jetsource.Event{}, fmt.Errorf("state: direct get: bad sequence header %q", m.Header.Get(jetstream.SequenceHeader))
 	}
 	ts, _ := time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
-	return jetsource.DecodeMsg(m.Header.Get(jetstream.SubjectHeader), m.Header, m.Data,
+	e := jetsource.DecodeStored(m.Header.Get(jetstream.SubjectHeader), m.Header, m.Data,
 		jetsource.Stored{Stream: m.Header.Get(jetstream.StreamHeader), Sequence: seq, Time: ts})
+	if e.Malformed != nil {
+		// The headers the direct get added are no part of the message.
+		h := maps.Clone(e.Malformed.Header)
+		for _, k := range directHeaders {
+			delete(h, k)
+		}
+		e.Malformed.Header = h
+	}
+	return e, nil
 }
+
+// directHeaders are the headers a direct get adds to a stored message.
+var directHeaders = []string{jetstream.StreamHeader, jetstream.SequenceHeader, jetstream.TimeStampHeaer,
+	jetstream.SubjectHeader, "Nats-Num-Pending", "Nats-Last-Sequence", "Nats-UpTo-Sequence"}

@@ -12,6 +12,15 @@
 // data of every event into one JSON document with JSON merge patch
 // (RFC 7396, [MergePatch]).
 //
+// # Malformed events
+//
+// A message on an aggregate's subjects that is no valid event (published
+// by another client, see [jetsource.DecodeStored]) never stops a load: it
+// is not given to the reducer, it is logged as a warning ([WithLogger])
+// and reported to [OnMalformed], and the load goes on with the events
+// after it. Snapshots count it among the events folded, so it is read
+// only once.
+//
 // # Snapshots
 //
 // With a [SnapshotStore] ([NewKVSnapshots] on a NATS key-value bucket,

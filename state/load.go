@@ -76,7 +76,10 @@ type fold[S any] struct {
 
 // Load folds the events of aggregate and returns the state and the
 // sequence of the last event folded (0: none, and the state is the
-// reducer's initial state). Options given here apply to this load only,
+// reducer's initial state). Malformed events (see
+// [jetsource.DecodeStored]) never stop a load: they are skipped, logged
+// as a warning and reported to [OnMalformed], and the sequence returned
+// may be one of theirs. Options given here apply to this load only,
 // on top of the loader's.
 //
 // Without [AtSequence] or [AtTime] the load is at the head: it folds every
@@ -153,7 +156,7 @@ func (l *Loader[S]) Load(ctx context.Context, aggregate subjects.Subject, opts .
 			!cfg.atTime.IsZero() && e.Stored.After(cfg.atTime) {
 			break
 		}
-		if err := l.apply(&f, e); err != nil {
+		if err := l.apply(&f, e, cfg); err != nil {
 			return zero, 0, err
 		}
 	}
@@ -195,7 +198,7 @@ func (l *Loader[S]) loadDirect(ctx context.Context, cfg config, d *direct, c cou
 				// Every new event is the last of its subject: that is
 				// the whole tail.
 				for _, e := range evs {
-					if err := l.apply(&f, e); err != nil {
+					if err := l.apply(&f, e, cfg); err != nil {
 						return zero, 0, err
 					}
 				}
@@ -217,7 +220,7 @@ func (l *Loader[S]) loadDirect(ctx context.Context, cfg config, d *direct, c cou
 			done = true
 			break
 		}
-		if err := l.apply(&f, e); err != nil {
+		if err := l.apply(&f, e, cfg); err != nil {
 			return zero, 0, err
 		}
 		from = e.Sequence + 1
@@ -235,7 +238,7 @@ func (l *Loader[S]) loadDirect(ctx context.Context, cfg config, d *direct, c cou
 				done = true
 				break
 			}
-			if err := l.apply(&f, e); err != nil {
+			if err := l.apply(&f, e, cfg); err != nil {
 				return zero, 0, err
 			}
 			from = e.Sequence + 1
@@ -275,7 +278,21 @@ func (l *Loader[S]) start(ctx context.Context, cfg config, aggregate subjects.Su
 	return fold[S]{state: s, seq: snap.Sequence, time: snap.Time, count: snap.Count}, true, nil
 }
 
-func (l *Loader[S]) apply(f *fold[S], e jetsource.Event) error {
+// apply folds one event into f. A malformed event is not given to the
+// reducer: it is skipped with a warning and reported to [OnMalformed],
+// and the fold moves past it (its sequence and count include it, as the
+// stream's counts do).
+func (l *Loader[S]) apply(f *fold[S], e jetsource.Event, cfg config) error {
+	if e.Malformed != nil {
+		cfg.logger.Warn("state: skipping malformed event", "subject", e.Malformed.Subject, "sequence", e.Sequence, "reason", e.Malformed.Reason)
+		if cfg.onMalformed != nil {
+			cfg.onMalformed(e)
+		}
+		f.seq, f.time = e.Sequence, e.Stored
+		f.count++
+		f.applied++
+		return nil
+	}
 	s, err := l.r.Apply(f.state, e)
 	if err != nil {
 		return fmt.Errorf("%w: event %s at sequence %d: %w", ErrReducer, e.Subject, e.Sequence, err)

@@ -21,17 +21,18 @@ const (
 )
 
 type config struct {
-	snaps      SnapshotStore
-	every      int
-	onScan     bool
-	js         jetstream.JetStream
-	stream     string
-	logger     *slog.Logger
-	timeout    time.Duration
-	atSeq      uint64
-	atTime     time.Time
-	hasAtSeq   bool
-	singleRead int
+	snaps       SnapshotStore
+	every       int
+	onScan      bool
+	js          jetstream.JetStream
+	stream      string
+	logger      *slog.Logger
+	timeout     time.Duration
+	atSeq       uint64
+	atTime      time.Time
+	hasAtSeq    bool
+	singleRead  int
+	onMalformed func(jetsource.Event)
 }
 
 func defaultConfig() config {
@@ -114,8 +115,21 @@ func WithJetStream(js jetstream.JetStream, stream string) Option {
 	}
 }
 
-// WithLogger sets the logger for snapshots that could not be written
-// (default: none).
+// OnMalformed calls f with every malformed event a load skips (see
+// [jetsource.DecodeStored]), on the loading goroutine, for instance to
+// count them. Skipped events are also logged as warnings ([WithLogger]).
+func OnMalformed(f func(jetsource.Event)) Option {
+	return func(c *config) error {
+		if f == nil {
+			return fmt.Errorf("%w: OnMalformed needs a function", jetsource.ErrInvalidOption)
+		}
+		c.onMalformed = f
+		return nil
+	}
+}
+
+// WithLogger sets the logger for snapshots that could not be written and
+// malformed events skipped (default: none).
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		c.logger = l

@@ -125,6 +125,29 @@ func NewKVSnapshots(ctx context.Context, js jetstream.JetStream, bucket string) 
 	return &KVSnapshots{kv: kv}, nil
 }
 
+// OpenKVSnapshots opens the key-value bucket named bucket, like
+// [NewKVSnapshots], but never creates it: for readers that must leave
+// the server as they found it.
+//
+// It returns an error matching [ErrBucketNotFound] when the bucket does
+// not exist, [jetsource.ErrInvalidOption] for an invalid bucket name and
+// [jetsource.ErrUnavailable] when the server does not answer.
+func OpenKVSnapshots(ctx context.Context, js jetstream.JetStream, bucket string) (*KVSnapshots, error) {
+	if !validBucket(bucket) {
+		return nil, fmt.Errorf("%w: snapshot bucket %q may hold only letters, digits, '-' and '_'", jetsource.ErrInvalidOption, bucket)
+	}
+	ctx, cancel := withDefaultTimeout(ctx, defaultTimeout)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrBucketNotFound, bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: snapshot bucket %s: %w", bucket, unavailable(err))
+	}
+	return &KVSnapshots{kv: kv}, nil
+}
+
 func validBucket(b string) bool {
 	if b == "" {
 		return false

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,8 +24,37 @@ import (
 )
 
 // defaultAuditIndex is the audit index file of a stream when --index
-// names none: jetsource-audit-EVENTS.db in the current directory.
-func defaultAuditIndex(stream string) string { return "jetsource-audit-" + stream + ".db" }
+// names none: audit-<stream>-<server>.db in the jetsource directory of the
+// user's cache directory ($XDG_CACHE_HOME, else the system's, see
+// os.UserCacheDir), never in the working directory. The server is part of
+// the name so that two servers with streams of one name do not share an
+// index.
+func (m *Main) defaultAuditIndex(server, stream string) (string, error) {
+	dir := m.Getenv("XDG_CACHE_HOME")
+	if dir == "" {
+		var err error
+		if dir, err = os.UserCacheDir(); err != nil {
+			return "", fmt.Errorf("no cache directory for the audit index (%w): give --index", err)
+		}
+	}
+	host := server
+	if u, err := url.Parse(server); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	name := "audit-" + fileSafe(stream) + "-" + fileSafe(host) + ".db"
+	return filepath.Join(dir, "jetsource", name), nil
+}
+
+// fileSafe keeps letters, digits, '-' and '.' of s and turns anything else
+// into '_', so that s can be part of a file name.
+func fileSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			return r
+		}
+		return '_'
+	}, s)
+}
 
 // openAuditIndex opens, creating it if needed, the audit index in the
 // SQLite file path. The audit command catches it up before each query;
@@ -162,7 +193,9 @@ selects the aggregate's subjects (and seeks to --since by time), and the read
 stops at the first event stored at or after --until.
 
 --actor and --ip use a local audit index: an SQLite file (--index, default
-jetsource-audit-<stream>.db in the current directory) with one row per event
+jetsource/audit-<stream>-<server>.db in the user's cache directory, such as
+~/.cache; its path is printed on standard error when it is created) with
+one row per event
 (sequence, times, subject, type, id, actor, client address, correlation,
 causation and transaction ids; not the data), indexed by actor, address,
 aggregate and stored time. Before answering, the command brings the index
@@ -179,6 +212,11 @@ The index must belong to the stream: a file built from another stream (or
 from a stream deleted and created again) is refused. Events later deleted
 from the stream stay in the index; --output json then prints their indexed
 attributes without data, with a warning.
+
+Malformed messages (published by other clients, see "jetsource events") never
+stop audit: they are indexed by their raw subject and sequence, without
+attributes, so --entity and time queries find them (TYPE MALFORMED when read
+from the stream) and --actor and --ip do not.
 
 The table shows SEQ, TIME (when the stream stored the event), SUBJECT, TYPE,
 ACTOR and IP. With --output json each event is printed in full as
@@ -201,8 +239,10 @@ events found in the index are fetched from the stream by sequence.`,
 			if noCatchUp && !req.useIndex {
 				return usagef("--no-catch-up needs the index: give --actor, --ip or --index")
 			}
-			if index == "" {
-				index = defaultAuditIndex(g.stream)
+			if index == "" && req.useIndex {
+				if index, err = m.defaultAuditIndex(g.server, g.stream); err != nil {
+					return err
+				}
 			}
 			run := &auditRun{m: m, g: g, req: req, index: index, noCatchUp: noCatchUp, noProgress: noProgress}
 			return run.run(cmd.Context())
@@ -215,7 +255,7 @@ events found in the index are fetched from the stream by sequence.`,
 	fl.StringVar(&f.since, "since", "", "only events stored since then: a duration back from now (1h) or an RFC 3339 time")
 	fl.StringVar(&f.until, "until", "", "only events stored before then: a duration back from now or an RFC 3339 time")
 	fl.IntVar(&f.limit, "limit", 0, "print at most N events (0: all)")
-	fl.StringVar(&index, "index", "", "the audit index file (default jetsource-audit-<stream>.db)")
+	fl.StringVar(&index, "index", "", "the audit index file (default <cache dir>/jetsource/audit-<stream>-<server>.db)")
 	fl.BoolVar(&noCatchUp, "no-catch-up", false, "answer from the index as it is, without reading new events")
 	fl.BoolVar(&noProgress, "no-progress", false, "do not report the index's catch-up on standard error")
 	return cmd
@@ -290,11 +330,20 @@ func (r *auditRun) fromIndex(ctx context.Context) error {
 			return fmt.Errorf("no audit index at %s: run the command without --no-catch-up once to build it", r.index)
 		}
 	}
+	_, statErr := os.Stat(r.index)
+	if errors.Is(statErr, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(r.index), 0o700); err != nil {
+			return fmt.Errorf("audit index: %w", err)
+		}
+	}
 	a, db, err := openAuditIndex(ctx, r.index)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if errors.Is(statErr, fs.ErrNotExist) {
+		fmt.Fprintf(r.m.Stderr, "created audit index %s\n", r.index)
+	}
 	var stream jetstream.Stream
 	if c != nil {
 		js, err := jetstream.New(c.nc, jetstream.WithDefaultTimeout(r.g.timeout))
@@ -427,8 +476,10 @@ func (r *auditRun) fetch(ctx context.Context, stream jetstream.Stream, rec proje
 	return decodeRaw(r.g.stream, m)
 }
 
+// decodeRaw decodes a message read by sequence; one that is no valid
+// event comes back malformed.
 func decodeRaw(stream string, m *jetstream.RawStreamMsg) (jetsource.Event, error) {
-	return jetsource.DecodeMsg(m.Subject, m.Header, m.Data, jetsource.Stored{Stream: stream, Sequence: m.Sequence, Time: m.Time})
+	return jetsource.DecodeStored(m.Subject, m.Header, m.Data, jetsource.Stored{Stream: stream, Sequence: m.Sequence, Time: m.Time}), nil
 }
 
 // auditOutput writes audit results: a table, or CloudEvents JSON lines
@@ -454,12 +505,20 @@ func (o *auditOutput) event(e jetsource.Event) error {
 	if o.json {
 		return o.p.print(e)
 	}
+	if e.Malformed != nil {
+		o.row(e.Sequence, e.Stored, e.Malformed.Subject, "MALFORMED", "", "")
+		return nil
+	}
 	o.row(e.Sequence, e.Stored, e.Subject.String(), e.Type, e.Actor, e.ClientIP)
 	return nil
 }
 
 func (o *auditOutput) record(r projections.AuditRecord) {
-	o.row(r.Sequence, r.Stored, r.Subject.String(), r.Type, r.Actor, r.ClientIP)
+	subject := r.Subject.String()
+	if subject == "" {
+		subject = r.RawSubject
+	}
+	o.row(r.Sequence, r.Stored, subject, r.Type, r.Actor, r.ClientIP)
 }
 
 func (o *auditOutput) row(seq uint64, stored time.Time, subject, typ, actor, ip string) {

@@ -221,8 +221,10 @@ func TestAuditCommand(t *testing.T) {
 	rfc := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
 
 	t.Run("EntityReadsTheStreamWithoutIndex", func(t *testing.T) {
-		wd, _ := os.Getwd()
-		def := filepath.Join(wd, defaultAuditIndex("EVENTS"))
+		def, err := (&Main{Getenv: func(string) string { return "" }}).defaultAuditIndex(s.URL(), "EVENTS")
+		if err != nil {
+			t.Fatal(err)
+		}
 		code, out, errOut := audit("--entity", "users.u1", "--since", rfc(since), "--until", rfc(until))
 		if code != 0 || errOut != "" {
 			t.Fatalf("code %d: %s", code, errOut)
@@ -361,7 +363,11 @@ func TestAuditBadInput(t *testing.T) {
 			if code != exitUsage || out != "" || !strings.Contains(errOut, c.msg) {
 				t.Fatalf("code %d, out %q, err %q (want %q)", code, out, errOut, c.msg)
 			}
-			for _, f := range []string{idx, defaultAuditIndex("AUDITTEST")} {
+			def, err := (&Main{Getenv: func(string) string { return "" }}).defaultAuditIndex(strings.TrimPrefix(off, "--server="), "AUDITTEST")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{idx, def} {
 				if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 					t.Fatalf("bad input created the index file %s", f)
 				}

@@ -2,16 +2,27 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/jetsource/jetsource"
+	"github.com/jetsource/jetsource/jetstore"
 	"github.com/jetsource/jetsource/subjects"
+	"github.com/jetsource/jetsource/subscriber"
 )
 
 func parseFilters(args []string) ([]subjects.Filter, error) {
@@ -41,55 +52,175 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-// printer writes events as a table or as JSON lines.
+// printer writes events as a table or as JSON lines. It never fails on
+// an event's content: a malformed event (or one the CloudEvents SDK
+// refuses) is printed with a MALFORMED marker, its reason and its raw
+// subject. With dead set it prints dead letters: the reason columns of
+// the dead-letter headers.
 type printer struct {
 	json bool
+	dead bool
 	w    *bufio.Writer
 	tw   *tabwriter.Writer
 }
 
-func (m *Main) newPrinter(g *globals) *printer {
-	p := &printer{json: g.output == "json", w: bufio.NewWriter(m.Stdout)}
+func (m *Main) newPrinter(g *globals) *printer { return m.newEventPrinter(g, false) }
+
+func (m *Main) newEventPrinter(g *globals, dead bool) *printer {
+	p := &printer{json: g.output == "json", dead: dead, w: bufio.NewWriter(m.Stdout)}
 	if !p.json {
 		p.tw = tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(p.tw, "SEQ\tTIME\tSUBJECT\tTYPE\tACTOR\tDATA")
+		if dead {
+			fmt.Fprintln(p.tw, "SEQ\tDEAD-LETTERED\tSTREAM\tSEQUENCE\tSUBJECT\tCONSUMER\tDELIVERIES\tERROR")
+		} else {
+			fmt.Fprintln(p.tw, "SEQ\tTIME\tSUBJECT\tTYPE\tACTOR\tDATA")
+		}
 	}
 	return p
 }
 
-func (p *printer) print(e jetsource.Event) error {
+// print writes one event.
+func (p *printer) print(e jetsource.Event) error { return p.printWith(e, nil) }
+
+// printWith writes one event; h, when not nil, holds the headers of a
+// dead letter.
+func (p *printer) printWith(e jetsource.Event, h nats.Header) error {
+	var line []byte
+	if p.json && e.Malformed == nil {
+		var err error
+		if line, err = cloudEventJSON(e); err != nil {
+			// The SDK refuses what DecodeMsg accepted: show it raw.
+			e = asMalformed(e, err)
+		}
+	}
 	if p.json {
-		ce, err := e.ToCloudEvent()
-		if err != nil {
-			return err
+		if e.Malformed != nil {
+			var err error
+			if line, err = json.Marshal(malformedJSON(e)); err != nil {
+				return err
+			}
 		}
-		b, err := json.Marshal(ce)
-		if err != nil {
-			return err
+		if h != nil {
+			// The dead-letter member, after the attributes.
+			d, err := json.Marshal(deadLetterJSON(h))
+			if err != nil {
+				return err
+			}
+			line = append(append(append(bytes.TrimSuffix(line, []byte("}")), `,"deadletter":`...), d...), '}')
 		}
-		p.w.Write(b)
+		p.w.Write(line)
 		p.w.WriteByte('\n')
+		return nil
+	}
+	if p.dead && h != nil {
+		fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Sequence, cell(h.Get(subscriber.HeaderTime)),
+			cell(h.Get(subscriber.HeaderStream)), cell(h.Get(subscriber.HeaderSequence)), cell(h.Get(subscriber.HeaderSubject)),
+			cell(h.Get(subscriber.HeaderConsumer)), cell(h.Get(subscriber.HeaderDeliveries)), cell(shorten(h.Get(subscriber.HeaderError), 200)))
+		return nil
+	}
+	if e.Malformed != nil {
+		fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Sequence, e.Stored.UTC().Format(time.RFC3339), cell(e.Malformed.Subject),
+			"MALFORMED", "-", cell(shorten(e.Malformed.Reason, 120)))
 		return nil
 	}
 	data := string(e.Data)
 	if !strings.HasPrefix(e.DataContentType, "application/json") && !strings.HasPrefix(e.DataContentType, "text/") && len(e.Data) > 0 {
 		data = fmt.Sprintf("(%d bytes %s)", len(e.Data), e.DataContentType)
 	}
-	data = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\t' || r == '\r' {
-			return ' '
-		}
-		return r
-	}, data)
-	if len(data) > 80 {
-		data = data[:77] + "..."
-	}
-	actor := e.Actor
-	if actor == "" {
-		actor = "-"
-	}
-	fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Sequence, e.Time.UTC().Format(time.RFC3339), e.Subject, e.Type, actor, data)
+	fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Sequence, e.Time.UTC().Format(time.RFC3339), cell(e.Subject.String()), cell(e.Type), cell(e.Actor), cell(shorten(data, 80)))
 	return nil
+}
+
+// shorten cuts s to at most n bytes (at a rune boundary), marking the cut
+// with "...".
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// cloudEventJSON returns the CloudEvents JSON object of a valid event.
+func cloudEventJSON(e jetsource.Event) ([]byte, error) {
+	ce, err := e.ToCloudEvent()
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(ce)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", jetsource.ErrInvalidEvent, err)
+	}
+	return b, nil
+}
+
+// asMalformed turns an event the CloudEvents SDK refused into a malformed
+// one, keeping what the store read.
+func asMalformed(e jetsource.Event, err error) jetsource.Event {
+	m := &jetsource.Malformed{Subject: e.Subject.String(), Header: jetsource.EncodeHeader(e), Reason: err.Error()}
+	return jetsource.Event{ID: e.ID, Subject: e.Subject, Data: e.Data, Sequence: e.Sequence, Stream: e.Stream, Stored: e.Stored, Malformed: m}
+}
+
+// malformedJSON is the JSON line of a malformed event: the CloudEvents
+// attributes it has (id and source from the stream, the raw subject, the
+// stored time, the sequence), the raw data (as JSON when it is JSON, a
+// string when it is UTF-8, else data_base64) and "malformed" with the raw
+// subject, the reason and the headers as stored.
+func malformedJSON(e jetsource.Event) map[string]any {
+	m := map[string]any{
+		"specversion": jetsource.SpecVersion,
+		"id":          e.ID,
+		"source":      "/streams/" + e.Stream,
+		"type":        "jetsource.malformed",
+		"subject":     e.Malformed.Subject,
+		"sequence":    strconv.FormatUint(e.Sequence, 10),
+		"malformed": map[string]any{
+			"subject": e.Malformed.Subject,
+			"reason":  e.Malformed.Reason,
+			"headers": headersJSON(e.Malformed.Header),
+		},
+	}
+	if !e.Stored.IsZero() {
+		m["time"] = e.Stored.UTC().Format(time.RFC3339Nano)
+	}
+	switch {
+	case len(e.Data) == 0:
+	case json.Valid(e.Data):
+		m["data"] = json.RawMessage(e.Data)
+	case utf8.Valid(e.Data):
+		m["data"] = string(e.Data)
+	default:
+		m["data_base64"] = base64.StdEncoding.EncodeToString(e.Data)
+	}
+	return m
+}
+
+// headersJSON returns headers for JSON output: an object, also when there
+// are none.
+func headersJSON(h nats.Header) map[string][]string {
+	if h == nil {
+		return map[string][]string{}
+	}
+	return h
+}
+
+// deadLetterJSON is the "deadletter" member of a dead letter's JSON line:
+// where the event came from and why it was given up.
+func deadLetterJSON(h nats.Header) map[string]any {
+	d := map[string]any{}
+	for k, name := range map[string]string{
+		"error": subscriber.HeaderError, "deliveries": subscriber.HeaderDeliveries, "stream": subscriber.HeaderStream,
+		"sequence": subscriber.HeaderSequence, "subject": subscriber.HeaderSubject, "consumer": subscriber.HeaderConsumer,
+		"time": subscriber.HeaderTime, "msgid": subscriber.HeaderMsgID,
+	} {
+		if v := h.Get(name); v != "" {
+			d[k] = v
+		}
+	}
+	return d
 }
 
 func (p *printer) flush() error {
@@ -118,10 +249,23 @@ per line, with the extension attribute "sequence" (a string) holding its
 stream sequence.
 
 Events of invalidated transactions (see "jetsource invalidate") are printed
-like any other unless --skip-invalidated is given.`,
+like any other unless --skip-invalidated is given.
+
+A stored message that is no valid event (published by another NATS client
+with an unknown spec version, a bad time, non-JSON data under a JSON content
+type, a "*" token in its subject, ...) does not stop the read: it is printed
+as MALFORMED with the reason and its raw subject; with --output json as an
+object with "type": "jetsource.malformed", its raw data ("data" when JSON or
+text, else "data_base64") and "malformed": {"subject", "reason", "headers"}.
+
+With --stream DEADLETTER (a dead-letter stream of durable workers) each dead
+letter is printed with where it came from and why: the original stream,
+sequence and subject, the consumer, the deliveries and the error (with
+--output json in a "deadletter" member).`,
 		Example: `  jetsource events
   jetsource events users.A.> --output json
-  jetsource events '*.*.added' --since 1h --limit 10`,
+  jetsource events '*.*.added' --since 1h --limit 10
+  jetsource events --stream DEADLETTER`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fs, err := parseFilters(args)
 			if err != nil {
@@ -145,13 +289,24 @@ like any other unless --skip-invalidated is given.`,
 			if skipInvalid {
 				st = jetsource.WithoutInvalidated(st)
 			}
-			p := m.newPrinter(g)
+			dead, err := deadLetterStream(cmd.Context(), c, g)
+			if err != nil {
+				return err
+			}
+			p := m.newEventPrinter(g, dead != nil)
 			for e, err := range st.Read(cmd.Context(), q) {
 				if err != nil {
 					p.flush()
 					return err
 				}
-				if err := p.print(e); err != nil {
+				var h nats.Header
+				if dead != nil {
+					if h, err = deadLetterHeaders(cmd.Context(), dead, e); err != nil {
+						p.flush()
+						return err
+					}
+				}
+				if err := p.printWith(e, h); err != nil {
 					return err
 				}
 			}
@@ -172,14 +327,19 @@ func (m *Main) newTailCmd(g *globals) *cobra.Command {
 		Short: "Print new events as they are stored, until interrupted",
 		Long: `tail follows the stream and prints every new event matching any FILTER
 (all events without one) until interrupted. With --output json each event is
-a CloudEvents JSON object per line.`,
+a CloudEvents JSON object per line. Malformed messages are printed marked, as
+"jetsource events" prints them.
+
+When the server goes away (a restart), tail says so on standard error and
+keeps trying to reconnect, like "nats sub"; once back it goes on after the
+last event printed: no event is printed twice or left out.`,
 		Example: `  jetsource tail 'users.>'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fs, err := parseFilters(args)
 			if err != nil {
 				return err
 			}
-			c, err := m.connect(cmd.Context(), g)
+			c, err := m.connectFollow(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
@@ -207,4 +367,84 @@ a CloudEvents JSON object per line.`,
 			return nil
 		},
 	}
+}
+
+// deadLetterStream returns the stream of a dead-letter read (the stream
+// named subscriber.DefaultDeadLetterStream, or one created as a
+// dead-letter stream), or nil for an event stream.
+func deadLetterStream(ctx context.Context, c *client, g *globals) (jetstream.Stream, error) {
+	js, err := jetstream.New(c.nc, jetstream.WithDefaultTimeout(g.timeout))
+	if err != nil {
+		return nil, err
+	}
+	st, err := js.Stream(ctx, g.stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", g.stream, err)
+	}
+	if g.stream != subscriber.DefaultDeadLetterStream && st.CachedInfo().Config.Description != deadLetterDescription {
+		return nil, nil
+	}
+	return st, nil
+}
+
+// deadLetterDescription is the description the subscriber gives the
+// dead-letter streams it creates.
+const deadLetterDescription = "jetsource dead letters"
+
+// deadLetterHeaders returns the headers of a dead letter as stored (the
+// reader keeps only the CloudEvents attributes of a valid event).
+func deadLetterHeaders(ctx context.Context, st jetstream.Stream, e jetsource.Event) (nats.Header, error) {
+	if e.Malformed != nil && e.Malformed.Header != nil {
+		return e.Malformed.Header, nil
+	}
+	m, err := st.GetMsg(ctx, e.Sequence)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nats.Header{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dead letter %d: %w", e.Sequence, err)
+	}
+	if m.Header == nil {
+		return nats.Header{}, nil
+	}
+	return m.Header, nil
+}
+
+// tailReconnectWait is how long tail waits between attempts to reconnect.
+const tailReconnectWait = 250 * time.Millisecond
+
+// connectFollow opens the store like connect does, on a connection that
+// reconnects for ever after the server goes away, saying so on standard
+// error.
+func (m *Main) connectFollow(ctx context.Context, g *globals) (*client, error) {
+	var mu sync.Mutex
+	say := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(m.Stderr, format, a...)
+	}
+	nc, err := nats.Connect(g.server, nats.Name("jetsource-cli"), nats.Timeout(g.timeout),
+		nats.MaxReconnects(-1), nats.ReconnectWait(tailReconnectWait),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				say("disconnected from %s (%v); reconnecting\n", g.server, err)
+			} else {
+				say("disconnected from %s; reconnecting\n", g.server)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { say("reconnected to %s\n", nc.ConnectedUrlRedacted()) }))
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot connect to %s: %w", jetsource.ErrUnavailable, g.server, err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(g.timeout))
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	st, err := jetstore.New(ctx, js, g.stream, jetstore.WithTimeout(g.timeout))
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &client{nc: nc, store: st}, nil
 }

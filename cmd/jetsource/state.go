@@ -3,13 +3,16 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/jetsource/jetsource"
 	"github.com/jetsource/jetsource/state"
 	"github.com/jetsource/jetsource/subjects"
 )
@@ -40,10 +43,16 @@ for an aggregate without events).
 
 With --at SEQ the state is as of that stream sequence, with --at TIME as of
 that time (RFC 3339). Snapshots are kept in the key-value bucket
---snapshot-bucket (default STATE_<stream>, created when missing; "" for
-none): a load at the head starts from the aggregate's snapshot and reads
-only the events after it, and writes a new snapshot after --snapshot-every
-events or when it had to scan the stream. A load with --at writes none.
+--snapshot-bucket (default STATE_<stream>; "" for none): a load at the head
+starts from the aggregate's snapshot and reads only the events after it, and
+writes a new snapshot after --snapshot-every events or when it had to scan the
+stream. A load with --at writes none. The default bucket is used only when it
+exists: state creates nothing on the server unless --snapshot-bucket names a
+bucket, which is then created when missing (and said so on standard error).
+
+Malformed messages on the aggregate's subjects (published by other clients,
+see "jetsource events") and events whose data is not JSON are skipped, each
+with a warning, and their number is reported on standard error.
 
 With --output json the result is one object: {"aggregate", "sequence", "state"}.`,
 		Example: `  jetsource state users.A
@@ -67,9 +76,13 @@ With --output json the result is one object: {"aggregate", "sequence", "state"}.
 				return usagef("--snapshot-every must be positive")
 			}
 			opts = append(opts, state.WithSnapshotEvery(every))
-			if bucket == "default" {
+			explicit := cmd.Flags().Changed("snapshot-bucket")
+			if !explicit {
 				bucket = "STATE_" + g.stream
 			}
+			logger := m.logger(g.logLvl, "text")
+			var malformed, notJSON int
+			opts = append(opts, state.WithLogger(logger), state.OnMalformed(func(jetsource.Event) { malformed++ }))
 			ctx := cmd.Context()
 			c, err := m.connect(ctx, g)
 			if err != nil {
@@ -82,15 +95,29 @@ With --output json the result is one object: {"aggregate", "sequence", "state"}.
 			}
 			opts = append(opts, state.WithJetStream(js, g.stream))
 			if bucket != "" {
-				snaps, err := state.NewKVSnapshots(ctx, js, bucket)
-				if err != nil {
+				snaps, err := state.OpenKVSnapshots(ctx, js, bucket)
+				switch {
+				case errors.Is(err, state.ErrBucketNotFound) && !explicit:
+					// Read only: no snapshots rather than a new bucket.
+					logger.Debug("no snapshot bucket: folding every event", "bucket", bucket)
+				case errors.Is(err, state.ErrBucketNotFound):
+					if snaps, err = state.NewKVSnapshots(ctx, js, bucket); err != nil {
+						return err
+					}
+					fmt.Fprintf(m.Stderr, "created snapshot bucket %s\n", bucket)
+				case err != nil:
 					return err
 				}
-				opts = append(opts, state.WithSnapshots(snaps), state.WithLogger(m.logger(g.logLvl, "text")))
+				if snaps != nil {
+					opts = append(opts, state.WithSnapshots(snaps))
+				}
 			}
-			s, seq, err := state.Load(ctx, c.store, state.MergeReducer(), agg, opts...)
+			s, seq, err := state.Load(ctx, c.store, lenientMerge(logger, &notJSON), agg, opts...)
 			if err != nil {
 				return err
+			}
+			if malformed > 0 || notJSON > 0 {
+				fmt.Fprintf(m.Stderr, "warning: skipped %d malformed events and %d events whose data is not JSON\n", malformed, notJSON)
 			}
 			w := bufio.NewWriter(m.Stdout)
 			defer w.Flush()
@@ -117,7 +144,25 @@ With --output json the result is one object: {"aggregate", "sequence", "state"}.
 	}
 	f := cmd.Flags()
 	f.StringVar(&at, "at", "", "state as of a stream sequence or an RFC 3339 time")
-	f.StringVar(&bucket, "snapshot-bucket", "default", `key-value bucket of snapshots (default STATE_<stream>; "" for none)`)
+	f.StringVar(&bucket, "snapshot-bucket", "", `key-value bucket of snapshots, created when missing (default STATE_<stream> if it exists; "" for none)`)
 	f.IntVar(&every, "snapshot-every", state.DefaultSnapshotEvery, "write a snapshot after this many events on top of the last one")
 	return cmd
+}
+
+// lenientMerge is [state.MergeReducer], except that an event whose data is
+// not JSON (binary data published by another client, say) is skipped with
+// a warning and counted in *skipped instead of failing the fold.
+func lenientMerge(logger *slog.Logger, skipped *int) state.Reducer[any] {
+	r := state.MergeReducer()
+	apply := r.Apply
+	r.Apply = func(s any, e jetsource.Event) (any, error) {
+		next, err := apply(s, e)
+		if errors.Is(err, jetsource.ErrInvalidData) {
+			logger.Warn("state: skipping event whose data is not JSON", "subject", e.Subject.String(), "sequence", e.Sequence, "content_type", e.DataContentType)
+			*skipped++
+			return s, nil
+		}
+		return next, err
+	}
+	return r
 }
