@@ -68,8 +68,8 @@
 // ce-* and Content-Type headers, so it still decodes as the event, and
 // adds [HeaderError], [HeaderDeliveries], [HeaderStream],
 // [HeaderSequence], [HeaderSubject], [HeaderConsumer], [HeaderTime],
-// [HeaderMsgID], and [HeaderMalformed] or [HeaderStack] when they apply. The event stream must not capture the dead-letter
-// subjects; Start refuses with [ErrDeadLetterCaptured] if it does. Read
+// [HeaderMsgID], and [HeaderMalformed] or [HeaderStack] when they
+// apply. The event stream must not capture the dead-letter subjects; Start refuses with [ErrDeadLetterCaptured] if it does. Read
 // them with any consumer on the dead-letter stream, filter
 // deadletter.<durable>.users.A.> for one aggregate.
 //
