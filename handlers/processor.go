@@ -180,6 +180,9 @@ func encodePayload(payload any) (json.RawMessage, error) {
 //   - On a conflict the command is decided again after a random wait,
 //     up to the maximum attempts ([WithMaxAttempts]); then the result is
 //     [StatusConflict].
+//   - When ctx has ended (a command's deadline passed) before the command
+//     starts or before its events are appended, nothing is appended and
+//     the result is an error carrying ctx's cause.
 func (p *Processor) Execute(ctx context.Context, cmd Command) (res Result) {
 	if cmd.ID == "" {
 		cmd.ID = jetsource.NewID()
