@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -40,6 +41,8 @@ type Server struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	closeErr  error
+
+	expired atomic.Uint64
 }
 
 // Serve subscribes to the commands of the processor's registry (those
@@ -117,13 +120,32 @@ func (s *Server) receive(m *nats.Msg) {
 	}()
 }
 
+// handle executes one command and answers it. A command whose sender's
+// deadline ([HeaderDeadline]) has passed is not started: it is answered
+// with [ErrExpired] and counted ([Server.Expired]). Otherwise it runs
+// until the command timeout or that deadline, whichever comes first, so
+// that no event is recorded after the sender gave up.
 func (s *Server) handle(m *nats.Msg) {
 	var res Result
 	cmd, err := CommandFromMsg(s.cfg.prefix, m.Subject, m.Header, m.Data)
-	if err != nil {
+	deadline, derr := commandDeadline(m.Header)
+	switch {
+	case err != nil:
 		res = rejected(Command{Name: strings.TrimPrefix(m.Subject, s.cfg.prefix+".")}, err)
-	} else {
+	case derr != nil:
+		res = rejected(cmd, derr)
+	case !deadline.IsZero() && !time.Now().Before(deadline):
+		s.expired.Add(1)
+		s.p.logger.Info("command expired before it started", "command", cmd.Name, "id", cmd.ID, "deadline", deadline)
+		res = failed(cmd, fmt.Errorf("%w: %s (id %s): the sender's deadline %s passed before a worker took it; nothing was written",
+			ErrExpired, cmd.Name, cmd.ID, deadline.Format(time.RFC3339Nano)))
+	default:
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.commandTimeout)
+		if !deadline.IsZero() {
+			var dcancel context.CancelFunc
+			ctx, dcancel = context.WithDeadlineCause(ctx, deadline, fmt.Errorf("%w: the sender's deadline passed", ErrExpired))
+			defer dcancel()
+		}
 		res = s.p.Execute(ctx, cmd)
 		cancel()
 	}
@@ -138,6 +160,26 @@ func (s *Server) handle(m *nats.Msg) {
 	if err := s.nc.PublishMsg(reply); err != nil {
 		s.p.logger.Warn("cannot answer a command", "command", cmd.Name, "id", cmd.ID, "error", err)
 	}
+}
+
+// Expired returns how many commands this server did not start because
+// their sender's deadline ([HeaderDeadline]) had passed when a worker
+// took them.
+func (s *Server) Expired() uint64 { return s.expired.Load() }
+
+// commandDeadline reads [HeaderDeadline]: the zero time when it is
+// absent, an error matching [ErrInvalidCommand] when it is no RFC 3339
+// time.
+func commandDeadline(h nats.Header) (time.Time, error) {
+	v := h.Get(HeaderDeadline)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: header %s: %q is no RFC 3339 time", ErrInvalidCommand, HeaderDeadline, v)
+	}
+	return t, nil
 }
 
 // Close stops taking commands, lets those received finish (cancelling
@@ -221,6 +263,10 @@ func NewClient(nc *nats.Conn, opts ...BusOption) (*Client, error) {
 // Send sends a command and waits for its result: the payload is encoded
 // as JSON unless it is a json.RawMessage or []byte of JSON (nil: no
 // payload); a new command id is made unless [WithCommandID] gives one.
+// The command carries its deadline, ctx's or else now plus the request
+// timeout ([WithRequestTimeout]), in [HeaderDeadline]: a worker that
+// takes it later does not execute it, and none records its events after
+// it.
 // Sending again with the same id after an error or a timeout is safe: the
 // command is executed once.
 //
@@ -241,6 +287,9 @@ func (c *Client) Send(ctx context.Context, name string, payload any, opts ...Sen
 		defer cancel()
 	}
 	msg := &nats.Msg{Subject: c.cfg.prefix + "." + cmd.Name, Header: cmd.Header(), Data: cmd.Data}
+	if deadline, ok := ctx.Deadline(); ok {
+		msg.Header.Set(HeaderDeadline, deadline.UTC().Format(time.RFC3339Nano))
+	}
 	reply, err := c.nc.RequestMsgWithContext(ctx, msg)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):

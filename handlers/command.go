@@ -24,6 +24,12 @@ const (
 	// HeaderCausationID carries the id of the event or command that caused
 	// this command.
 	HeaderCausationID = jetsource.HeaderPrefix + jetsource.ExtCausationID
+	// HeaderDeadline carries the instant (RFC 3339, UTC, nanoseconds)
+	// after which the sender no longer waits for the command's result: a
+	// [Server] does not start a command whose deadline has passed, and
+	// does not record its events after it. The clocks of senders and
+	// workers are assumed to agree (NTP).
+	HeaderDeadline = "Jetsource-Deadline"
 )
 
 // ExtCommand is the CloudEvents extension that names, on each event a

@@ -76,7 +76,9 @@ type Loader[M any] interface {
 
 // Replay returns the loader that reads every event matching the filters,
 // up to the last one stored when the read began, and folds them. Without
-// filters it reads nothing.
+// filters it reads nothing. Malformed messages ([jetsource.Event.Malformed])
+// are not folded (Evolve never sees one), but the read position passes
+// them, so that they do not make the decision's condition fail.
 func Replay[M any]() Loader[M] { return replay[M]{} }
 
 type replay[M any] struct{}
@@ -90,8 +92,11 @@ func (replay[M]) Load(ctx context.Context, r Reader, filters []subjects.Filter, 
 		if err != nil {
 			return m, 0, err
 		}
-		m = evolve(m, e)
 		pos = max(pos, e.Sequence)
+		if e.Malformed != nil {
+			continue // no event to fold; the position still passes it
+		}
+		m = evolve(m, e)
 	}
 	return m, pos, nil
 }

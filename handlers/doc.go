@@ -57,6 +57,25 @@
 // its result; a name no worker serves fails at once with
 // [ErrUnknownCommand] (NATS reports no responders).
 //
+// A command carries its sender's deadline ([HeaderDeadline]: the ctx's,
+// or the client's request timeout). A worker that takes it after the
+// deadline does not execute it (the result is an error matching
+// [ErrExpired], counted by [Server.Expired]), and a command under way
+// records no events once its deadline has passed: nothing is committed
+// after the client gave up.
+//
+// # Malformed messages and panics
+//
+// A message in the stream that is no valid event
+// ([jetsource.Event.Malformed]) never reaches a decider or a reaction:
+// decisions ([Replay], [SnapshotLoader]) do not fold it (their read
+// position still passes it, so it cannot make a condition fail), and a
+// rule's worker dead-letters it as every [subscriber.Subscriber] does. A
+// decider that panics in Query, Evolve or Decide fails its command with
+// an error result (the panic and stack are logged); a reaction that
+// panics is retried and then dead-lettered with the panic and the stack.
+// No panic ends the worker or the process.
+//
 // # Payload schemas
 //
 // With [WithSchemas], the payload of each command is checked against the

@@ -25,6 +25,13 @@ var (
 	// invalid events.
 	ErrCommandFailed = errors.New("handlers: command failed")
 
+	// ErrExpired is the error of a command whose sender's deadline
+	// ([HeaderDeadline]) passed before it could be executed or its events
+	// recorded: nothing was written. The sender gave up waiting, so the
+	// result often reaches nobody; sending the command again with the
+	// same id is safe.
+	ErrExpired = errors.New("handlers: command expired")
+
 	// ErrInvalidOption is returned by an option given a bad argument.
 	ErrInvalidOption = errors.New("handlers: invalid option")
 

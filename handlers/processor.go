@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -179,6 +180,9 @@ func encodePayload(payload any) (json.RawMessage, error) {
 //   - On a conflict the command is decided again after a random wait,
 //     up to the maximum attempts ([WithMaxAttempts]); then the result is
 //     [StatusConflict].
+//   - When ctx has ended (a command's deadline passed) before the command
+//     starts or before its events are appended, nothing is appended and
+//     the result is an error carrying ctx's cause.
 func (p *Processor) Execute(ctx context.Context, cmd Command) (res Result) {
 	if cmd.ID == "" {
 		cmd.ID = jetsource.NewID()
@@ -201,9 +205,14 @@ func (p *Processor) Execute(ctx context.Context, cmd Command) (res Result) {
 			return rejected(cmd, fmt.Errorf("payload: %w", err))
 		}
 	}
+	if ctx.Err() != nil {
+		// The sender's deadline passed (or the worker is stopping):
+		// starting now could record events nobody waits for.
+		return failed(cmd, fmt.Errorf("%w: %s not started: %w", ErrCommandFailed, cmd.Name, context.Cause(ctx)))
+	}
 	defer func() {
 		if v := recover(); v != nil {
-			p.logger.Error("command handler panicked", "command", cmd.Name, "id", cmd.ID, "panic", v)
+			p.logger.Error("command handler panicked", "command", cmd.Name, "id", cmd.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			res = failed(cmd, fmt.Errorf("%w: the handler of %s panicked: %v", ErrCommandFailed, cmd.Name, v))
 		}
 	}()
@@ -287,6 +296,10 @@ func (p *Processor) attempt(ctx context.Context, h Handler, cmd Command) (Result
 		return Result{Status: StatusAccepted, Command: cmd.Name, ID: cmd.ID}, nil
 	case len(d.Events) > jetsource.MaxBatch:
 		return failed(cmd, fmt.Errorf("%w: %s decided %d events, at most %d fit one transaction", jetsource.ErrBatchTooLarge, cmd.Name, len(d.Events), jetsource.MaxBatch)), nil
+	}
+	if ctx.Err() != nil {
+		// Decided too late: the sender's deadline passed meanwhile.
+		return failed(cmd, fmt.Errorf("%w: %s: events not recorded: %w", ErrCommandFailed, cmd.Name, context.Cause(ctx))), nil
 	}
 	events := make([]jetsource.Event, len(d.Events))
 	for i, e := range d.Events {

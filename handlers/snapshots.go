@@ -225,8 +225,11 @@ func (l *SnapshotLoader[M]) Load(ctx context.Context, r Reader, filters []subjec
 		if !captured && !e.Stored.Before(cutoff) {
 			capture(pos, folded)
 		}
-		m = evolve(m, e)
 		pos = max(pos, e.Sequence)
+		if e.Malformed != nil {
+			continue // not folded, as with Replay
+		}
+		m = evolve(m, e)
 		folded++
 	}
 	if !captured {

@@ -36,6 +36,22 @@
 // Runners of the projection notice the swap and continue from the new
 // checkpoint.
 //
+// # Malformed events, bad data and panics
+//
+// No message stops a projection. A message in the stream that is no valid
+// event ([jetsource.Event.Malformed]) is skipped by the read models of
+// this package: the apply function of an [SQL] or [KV] projection does
+// not see it (unless it sets ApplyMalformed), a warning is logged, it is
+// counted ([Status.Skipped], [Progress.Skipped]) and the checkpoint moves
+// past it with its batch. An apply function skips an event it cannot
+// take by returning [ErrSkipEvent]; [Documents] does so for JSON data
+// that is not a JSON object. A panic of an apply function is an error
+// ([ErrPanic], with the stack): a projection never drops an event
+// silently, so the runner keeps it at that event, records and logs the
+// panic and retries with backoff, while the process and the other
+// projections go on; a rebuild fails and leaves the live read model as
+// it was.
+//
 // # Status
 //
 // [StatusOf] and [Runner.Status] report each projection's checkpoint, the

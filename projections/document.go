@@ -18,7 +18,9 @@ import (
 // users.A.renamed) as a JSON merge patch (RFC 7396, [MergePatch]) of the
 // event's data. Events whose data is not JSON (by content type) and events
 // without data leave the document's content as it is but still count as
-// applied.
+// applied. Events whose data is JSON by content type but not a valid
+// JSON object, and malformed messages, are skipped with a warning and
+// counted ([ErrSkipEvent]).
 type Documents struct {
 	// Name identifies the projection (see [ValidName]).
 	Name string
@@ -52,6 +54,25 @@ func patchOf(e jetsource.Event) []byte {
 		}
 	}
 	return e.Data
+}
+
+// objectPatch returns the merge patch an event carries (nil: none), or an
+// error matching [ErrSkipEvent] when its JSON data is not a valid JSON
+// object: such an event is skipped rather than replacing the document
+// or stopping the projection.
+func objectPatch(e jetsource.Event) ([]byte, error) {
+	p := patchOf(e)
+	if p == nil {
+		return nil, nil
+	}
+	var v any
+	if err := decodeJSON(p, &v); err != nil {
+		return nil, fmt.Errorf("%w: data is not valid JSON: %w", ErrSkipEvent, err)
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, fmt.Errorf("%w: data is JSON but no object, no merge patch of a document", ErrSkipEvent)
+	}
+	return p, nil
 }
 
 // EntityKey returns the KV key of an event's entity: its aggregate, each
@@ -109,7 +130,9 @@ func (d Documents) SQL(table, location string) SQL {
 			if doc == nil {
 				doc = []byte("{}")
 			}
-			if p := patchOf(e); p != nil {
+			if p, err := objectPatch(e); err != nil {
+				return fmt.Errorf("document %s: %w", entity, err)
+			} else if p != nil {
 				if doc, err = MergePatch(doc, p); err != nil {
 					return err
 				}
@@ -143,7 +166,9 @@ func (d Documents) KV(bucket string) KV {
 			if !ok {
 				doc = []byte("{}")
 			}
-			if p := patchOf(e); p != nil {
+			if p, err := objectPatch(e); err != nil {
+				return fmt.Errorf("document %s: %w", key, err)
+			} else if p != nil {
 				if doc, err = MergePatch(doc, p); err != nil {
 					return fmt.Errorf("document %s: %w", key, err)
 				}

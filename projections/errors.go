@@ -3,6 +3,7 @@ package projections
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 )
 
 var (
@@ -78,3 +79,37 @@ func (e *ApplyError) Error() string {
 
 // Unwrap returns [ErrApply] and the cause.
 func (e *ApplyError) Unwrap() []error { return []error{ErrApply, e.Err} }
+
+// ErrSkipEvent is returned by an apply function (of [SQL], [KV] or
+// [Documents]) for an event it cannot take and that no retry will cure,
+// such as data that is not what the projection expects. The event is
+// then skipped: it is logged as a warning and counted ([Status.Skipped],
+// [Progress.Skipped]), and the checkpoint moves past it with the rest of
+// the batch. In a KV projection the skipped event's writes are dropped;
+// in an SQL projection they are kept, so return it before writing.
+// Wrap it with the reason: fmt.Errorf("%w: ...", ErrSkipEvent).
+var ErrSkipEvent = errors.New("projections: event skipped")
+
+// ErrPanic marks an apply function (or a [Model]) that panicked. The
+// error is a [*PanicError], inside an [*ApplyError] naming the event. A
+// projection never skips an event silently, so a panic is handled as any
+// failure of apply: the runner records it in the read model, logs it
+// and retries the event after its backoff, while the process and the
+// other projections go on; [Rebuild] fails with it.
+var ErrPanic = errors.New("projections: apply panicked")
+
+// PanicError is a recovered panic of an apply function.
+type PanicError struct {
+	// Value is what the function panicked with.
+	Value any
+	// Stack is the goroutine's stack at the panic.
+	Stack []byte
+}
+
+// Error names the panic value.
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Unwrap returns [ErrPanic].
+func (e *PanicError) Unwrap() error { return ErrPanic }
+
+func recovered(v any) error { return &PanicError{Value: v, Stack: debug.Stack()} }

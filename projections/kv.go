@@ -45,8 +45,22 @@ type KV struct {
 	// projection name); a rebuild creates Bucket_g1, Bucket_g2, ...
 	Bucket string
 	// Apply applies one event through the batch's document accessor. An
-	// error drops every write of the batch.
+	// error drops every write of the batch; an error matching
+	// [ErrSkipEvent] drops only the event's writes and skips it. A
+	// panic is an error ([ErrPanic]).
+	//
+	// It is not called with malformed messages ([jetsource.Event.Malformed]):
+	// those are skipped with a warning and counted, unless ApplyMalformed
+	// is set.
 	Apply func(ctx context.Context, tx *KVTx, e jetsource.Event) error
+	// ApplyMalformed makes Apply be called with malformed messages too,
+	// for a projection that wants to see them (their Malformed field is
+	// set; their Subject may be empty).
+	ApplyMalformed bool
+	// MaxBytes limits the size of each bucket the projection creates
+	// (0: no limit). A full bucket refuses the batch that would not fit,
+	// and the runner reports the error and retries.
+	MaxBytes int64
 	// Replicas of the buckets (default 1).
 	Replicas int
 	// Memory keeps the buckets in memory (tests).
@@ -174,6 +188,14 @@ func NewKV(ctx context.Context, js jetstream.JetStream, def KV) (*KVProjection, 
 	return p, nil
 }
 
+// maxBytes is the bucket size limit of the definition, -1 for none.
+func (p *KVProjection) maxBytes() int64 {
+	if p.def.MaxBytes > 0 {
+		return p.def.MaxBytes
+	}
+	return -1
+}
+
 func (p *KVProjection) storage() jetstream.StorageType {
 	if p.def.Memory {
 		return jetstream.MemoryStorage
@@ -199,7 +221,7 @@ func (p *KVProjection) openBucket(ctx context.Context, bucket string, create boo
 	_, err := p.js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) && create {
 		_, err = p.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, Replicas: max(p.def.Replicas, 1), Storage: p.storage(),
-			Description: "jetsource projection " + p.def.Name})
+			Description: "jetsource projection " + p.def.Name, MaxBytes: p.maxBytes()})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			// Created meanwhile by another process (and perhaps already
 			// switched to atomic batches, so its config differs).
@@ -509,7 +531,13 @@ func (m *kvModel) Apply(ctx context.Context, after uint64, events []jetsource.Ev
 			continue
 		}
 		mark := len(tx.journal)
-		err := m.p.def.Apply(ctx, tx, e)
+		apply := func() error { return m.p.def.Apply(ctx, tx, e) }
+		skipped, err := applyOne(ctx, m.p.def.ApplyMalformed, e, apply)
+		if skipped {
+			tx.undo(mark)
+			last = e.Sequence
+			continue
+		}
 		if err == nil && len(tx.writes) > maxBatchWrites {
 			tx.undo(mark)
 			if len(tx.writes) == 0 {
@@ -519,7 +547,7 @@ func (m *kvModel) Apply(ctx context.Context, after uint64, events []jetsource.Ev
 				return m.cpSeq(after), err
 			}
 			tx = &KVTx{m: m, writes: map[string]*kvWrite{}}
-			err = m.p.def.Apply(ctx, tx, e)
+			err = safely(apply)
 			if err == nil && len(tx.writes) > maxBatchWrites {
 				return m.cp.Sequence, fmt.Errorf("%w: %s: event %d changes more than %d documents", ErrTooManyWrites, m.p.def.Name, e.Sequence, maxBatchWrites)
 			}

@@ -84,6 +84,9 @@ type Progress struct {
 	// Target is the sequence the rebuild reads up to: the last matching
 	// event when it started.
 	Target uint64
+	// Skipped is the number of events skipped so far: malformed messages
+	// and events refused with [ErrSkipEvent] (not counted in Applied).
+	Skipped uint64
 	// Elapsed is the time since the rebuild started.
 	Elapsed time.Duration
 	// Done is set on the last report, after the swap.
@@ -91,6 +94,7 @@ type Progress struct {
 }
 
 type rebuildOptions struct {
+	logger   *slog.Logger
 	progress func(Progress)
 	every    time.Duration
 	batch    int
@@ -121,6 +125,15 @@ func WithRebuildBatchSize(n int) RebuildOption {
 			return fmt.Errorf("%w: batch size %d must be positive", ErrInvalidOption, n)
 		}
 		o.batch = n
+		return nil
+	}
+}
+
+// WithRebuildLogger sets the logger of a rebuild, which warns of each
+// event skipped (default: none).
+func WithRebuildLogger(l *slog.Logger) RebuildOption {
+	return func(o *rebuildOptions) error {
+		o.logger = l
 		return nil
 	}
 }

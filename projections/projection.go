@@ -29,7 +29,10 @@ type Model interface {
 	Checkpoint(ctx context.Context) (uint64, error)
 
 	// Apply applies events, in stream order, in one atomic unit with the
-	// checkpoint, and returns the new checkpoint. after is the checkpoint
+	// checkpoint, and returns the new checkpoint. Events may be malformed
+	// messages ([jetsource.Event.Malformed]): a read model must not stop
+	// on one, but skip it (its sequence still moves the checkpoint), as
+	// [*SQLProjection] and [*KVProjection] do. after is the checkpoint
 	// the caller continues from. Events at or before the read model's
 	// checkpoint are skipped (they were applied before), so delivering an
 	// event twice has its effect once. When the read model's checkpoint
@@ -110,6 +113,12 @@ type Status struct {
 	// Running is true when the status comes from a runner that runs the
 	// projection.
 	Running bool `json:"running"`
+	// Skipped counts the events this runner skipped since it started:
+	// malformed messages and events refused with [ErrSkipEvent] (only
+	// from a [Runner]; 0 from [StatusOf]).
+	Skipped uint64 `json:"skipped,omitempty"`
+	// LastSkipped is the last event skipped, if any.
+	LastSkipped *Skipped `json:"last_skipped,omitempty"`
 }
 
 // StatusOf returns the status of a projection read from its read model and

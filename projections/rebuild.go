@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jetsource/jetsource"
@@ -18,12 +19,17 @@ import (
 // one. Readers see the old read model until the swap and the new one
 // after it, never a mix.
 //
+// Malformed messages and events refused with [ErrSkipEvent] are skipped
+// as the [Runner] skips them (logged with [WithRebuildLogger], counted in
+// [Progress.Skipped]). A panic of an apply function fails the rebuild
+// ([ErrPanic]) and leaves the live read model as it was.
+//
 // A runner of the projection may keep running meanwhile: after the swap
 // it finds the checkpoint moved (or its bucket gone) and resumes from the
 // new read model's checkpoint. On failure or cancellation the generation
 // is dropped and the live read model is left as it was.
 //
-// Options: [WithProgress], [WithRebuildBatchSize]. It returns the final
+// Options: [WithProgress], [WithRebuildBatchSize], [WithRebuildLogger]. It returns the final
 // progress.
 //
 // Errors: [ErrInvalidOption], [ErrRebuildConflict] when another rebuild
@@ -35,6 +41,9 @@ func Rebuild(ctx context.Context, src Source, p Projection, opts ...RebuildOptio
 		if err := opt(&o); err != nil {
 			return Progress{}, err
 		}
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
 	}
 	start := time.Now()
 	head, err := Head(ctx, src, p.Filters())
@@ -73,11 +82,15 @@ func Rebuild(ctx context.Context, src Source, p Projection, opts ...RebuildOptio
 			if !ok {
 				return ctx.Err()
 			}
-			cp, err := gen.Apply(ctx, pr.Checkpoint, batch)
+			var skips skipLog
+			cp, err := applySafely(withSkipLog(ctx, &skips), gen, pr.Checkpoint, batch)
 			if err != nil {
 				return err
 			}
-			pr.Applied += uint64(len(batch))
+			sk := skips.take()
+			logSkips(o.logger, p.Name(), sk)
+			pr.Skipped += uint64(len(sk))
+			pr.Applied += uint64(len(batch) - len(sk))
 			pr.Checkpoint = cp
 			if time.Since(last) >= o.every {
 				report(false)

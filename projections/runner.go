@@ -19,11 +19,18 @@ import (
 // the read model's checkpoint is the only record of progress, so delivery
 // is at least once and the effect exactly once.
 //
-// A failure (the server went away, an apply function failed, the read
-// model refused a write) is logged and recorded in the read model; the
-// projection then waits (backing off) and resumes from its checkpoint. An
-// event whose apply failed is retried alone, so the events before it in
-// its batch are committed.
+// A failure (the server went away, an apply function failed or panicked,
+// the read model refused a write) is logged and recorded in the read
+// model; the projection then waits (backing off) and resumes from its
+// checkpoint. An event whose apply failed is retried alone, so the events
+// before it in its batch are committed. A panic never ends the process:
+// the projection stays at the event, reporting the panic, while the
+// others go on.
+//
+// Malformed messages ([jetsource.Event.Malformed]) and events an apply
+// function refuses with [ErrSkipEvent] are skipped: logged as a warning,
+// counted ([Status.Skipped]), and the checkpoint moves past them with
+// their batch.
 type Runner struct {
 	src   Source
 	projs []*runState
@@ -46,6 +53,8 @@ type runState struct {
 	lastErr    error
 	lastErrAt  time.Time
 	errSeq     uint64
+	skipped    uint64
+	lastSkip   Skipped
 }
 
 // NewRunner returns a runner of the projections. Options: [WithLogger],
@@ -178,6 +187,11 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 		if ps.lastErr != nil && ps.lastErrAt.After(st.LastErrorAt) {
 			st.LastError, st.LastErrorAt, st.ErrorSequence = ps.lastErr.Error(), ps.lastErrAt, ps.errSeq
 		}
+		st.Skipped = ps.skipped
+		if ps.skipped > 0 {
+			last := ps.lastSkip
+			st.LastSkipped = &last
+		}
 		ps.mu.Unlock()
 		out = append(out, st)
 	}
@@ -246,8 +260,14 @@ func (r *Runner) loop(ctx context.Context, ps *runState) {
 }
 
 // runOnce reads from the checkpoint and applies batches until an error or
-// the end of ctx. progressed tells whether any batch was committed.
+// the end of ctx. progressed tells whether any batch was committed. A
+// panic of the projection is returned as an error.
 func (r *Runner) runOnce(ctx context.Context, ps *runState, careful *uint64, log *slog.Logger) (progressed bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("projections: %s: %w", ps.p.Name(), recovered(v))
+		}
+	}()
 	cctx, cancel := context.WithTimeout(ctx, r.o.timeout)
 	cp, err := ps.p.Checkpoint(cctx)
 	cancel()
@@ -285,7 +305,8 @@ func (r *Runner) runOnce(ctx context.Context, ps *runState, careful *uint64, log
 		}
 		// A transaction under way is finished even when ctx ends.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.timeout)
-		next, err := ps.p.Apply(actx, cp, batch)
+		var skips skipLog
+		next, err := applySafely(withSkipLog(actx, &skips), ps.p, cp, batch)
 		cancel()
 		if err != nil {
 			return progressed, err
@@ -293,6 +314,13 @@ func (r *Runner) runOnce(ctx context.Context, ps *runState, careful *uint64, log
 		progressed = true
 		cp = next
 		ps.setCheckpoint(cp)
+		if sk := skips.take(); len(sk) > 0 {
+			logSkips(log, ps.p.Name(), sk)
+			ps.mu.Lock()
+			ps.skipped += uint64(len(sk))
+			ps.lastSkip = sk[len(sk)-1]
+			ps.mu.Unlock()
+		}
 	}
 }
 

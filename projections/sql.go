@@ -47,7 +47,17 @@ type SQL struct {
 	// start a watcher of its own: the transaction is bound to the batch's
 	// context, which is checked between events, and a batch whose context
 	// ends is rolled back once the statement under way has finished.
+	//
+	// An error matching [ErrSkipEvent] skips the event (return it before
+	// writing: what was written stays). A panic is an error ([ErrPanic]).
+	// Apply is not called with malformed messages
+	// ([jetsource.Event.Malformed]): those are skipped with a warning and
+	// counted, unless ApplyMalformed is set.
 	Apply func(ctx context.Context, tx *SQLTx, e jetsource.Event) error
+	// ApplyMalformed makes Apply be called with malformed messages too,
+	// for a projection that wants to see them (their Malformed field is
+	// set; their Subject may be empty).
+	ApplyMalformed bool
 	// Location describes the database for status output, such as
 	// "sqlite:app.db" (optional).
 	Location string
@@ -418,7 +428,12 @@ func (m *sqlModel) Apply(ctx context.Context, after uint64, events []jetsource.E
 		}
 		err := ctx.Err()
 		if err == nil {
-			err = m.def.Apply(actx, stx, *e)
+			var skipped bool
+			skipped, err = applyOne(ctx, m.def.ApplyMalformed, *e, func() error { return m.def.Apply(actx, stx, *e) })
+			if skipped {
+				last = e.Sequence
+				continue
+			}
 			if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
 				// The context ended during the statement, which found
 				// its transaction rolled back.

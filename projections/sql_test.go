@@ -132,7 +132,10 @@ func TestSQLRebuildWhileRunning(t *testing.T) {
 	}
 	var reports []projections.Progress
 	appended := make(chan struct{})
-	go func() { e.appendN(t, 5000, 1000, 20); close(appended) }()
+	go func() {
+		defer close(appended) // also when appendN fails (t.Fatal ends this goroutine)
+		e.appendN(t, 5000, 1000, 20)
+	}()
 	final, err := projections.Rebuild(ctx, e.store, p, projections.WithProgress(func(pr projections.Progress) { reports = append(reports, pr) }, 0), projections.WithRebuildBatchSize(500))
 	if err != nil {
 		t.Fatal(err)

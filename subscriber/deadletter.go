@@ -36,9 +36,19 @@ const (
 	HeaderTime = "Jetsource-Dead-Lettered"
 	// HeaderMsgID is the event's original Nats-Msg-Id, if it had one.
 	HeaderMsgID = "Jetsource-Msg-Id"
+	// HeaderMalformed is set on the dead letter of a message that is no
+	// valid event (see [jetsource.Event.Malformed]): why it could not be
+	// decoded. Its headers and body are kept as stored.
+	HeaderMalformed = "Jetsource-Malformed"
+	// HeaderStack is the stack of a handler that panicked ([ErrPanic]),
+	// one frame after another separated by " | ", at most 8 KiB.
+	HeaderStack = "Jetsource-Stack"
 )
 
-const maxErrorHeader = 1024
+const (
+	maxErrorHeader = 1024
+	maxStackHeader = 8 << 10
+)
 
 // deadLetter stores a copy of the delivery on the dead-letter subject and
 // waits for the stream's acknowledgement. Its message id is
@@ -65,6 +75,12 @@ func (s *Subscriber) deadLetter(ctx context.Context, d *delivery, cause error) e
 	h.Set(HeaderSubject, d.msg.Subject())
 	h.Set(HeaderConsumer, s.durable)
 	h.Set(HeaderTime, time.Now().UTC().Format(time.RFC3339Nano))
+	if d.malformed != "" {
+		h.Set(HeaderMalformed, headerSafe(d.malformed, maxErrorHeader))
+	}
+	if pe := (*PanicError)(nil); errors.As(cause, &pe) {
+		h.Set(HeaderStack, headerSafe(stackLine(pe.Stack), maxStackHeader))
+	}
 	msg := &nats.Msg{Subject: s.DeadLetterSubject(d.msg.Subject()), Header: h, Data: d.msg.Data()}
 	id := s.durable + "." + meta.Stream + "." + strconv.FormatUint(meta.Sequence.Stream, 10)
 	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
@@ -91,6 +107,15 @@ func headerSafe(s string, n int) string {
 		out = out[:cut]
 	}
 	return strings.TrimSpace(out)
+}
+
+// stackLine puts a stack on one line: the frames separated by " | ".
+func stackLine(stack []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(stack)), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return strings.Join(lines, " | ")
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -7,8 +7,9 @@ import (
 )
 
 // decode turns a delivered message into an event: it is
-// [jetsource.DecodeMsg], which reads the headers in one pass and decodes
-// the headers jetsource writes without allocating.
-func decode(subject string, h nats.Header, data []byte, at jetsource.Stored) (jetsource.Event, error) {
-	return jetsource.DecodeMsg(subject, h, data, at)
+// [jetsource.DecodeStored], which never fails. A message that is no valid
+// event comes back with [jetsource.Event.Malformed] set; the subscriber
+// dead-letters it without calling the handler.
+func decode(subject string, h nats.Header, data []byte, at jetsource.Stored) jetsource.Event {
+	return jetsource.DecodeStored(subject, h, data, at)
 }

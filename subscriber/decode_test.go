@@ -1,6 +1,7 @@
 package subscriber
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -33,15 +34,15 @@ func storedHeaders(tb testing.TB) nats.Header {
 // This checks what the subscriber gets from a stored event.
 func TestDecodeStoredEvent(t *testing.T) {
 	at := jetsource.Stored{Stream: "EVENTS", Sequence: 9, Time: time.Unix(1700000000, 0).UTC()}
-	e, err := decode("users.A.added", storedHeaders(t), []byte(`{"a":1}`), at)
-	if err != nil {
-		t.Fatal(err)
+	e := decode("users.A.added", storedHeaders(t), []byte(`{"a":1}`), at)
+	if e.Malformed != nil {
+		t.Fatal(e.MalformedError())
 	}
 	if e.Actor != "ann" || e.CorrelationID != "c-1" || e.TransactionID != "tx" || e.Type != "users.added" ||
 		e.Sequence != 9 || e.Stream != "EVENTS" || e.DataContentType != "application/json" || !e.Time.Equal(time.Unix(1700000000, 5)) {
 		t.Fatalf("decode gave %+v", e)
 	}
-	if _, err := decode("users.*", storedHeaders(t), nil, at); err == nil {
-		t.Fatal("decode accepted a wildcard subject")
+	if m := decode("users.*", storedHeaders(t), nil, at); m.Malformed == nil || !errors.Is(m.MalformedError(), jetsource.ErrMalformed) {
+		t.Fatalf("decode accepted a wildcard subject: %+v", m)
 	}
 }

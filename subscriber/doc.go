@@ -44,6 +44,20 @@
 // consumer's own MaxDeliver is unlimited, so the server never gives up
 // on an event silently.
 //
+// # Malformed messages and panics
+//
+// Any NATS client can store a message in the stream that is no valid
+// event (a foreign spec version, a JSON content type with a body that is
+// not JSON, a wildcard token in the subject, see
+// [jetsource.DecodeStored]). The handler is never called with one: it is
+// dead-lettered at once with [HeaderMalformed] (the reason) and its
+// headers and body as stored, and the worker goes on. Event data that a
+// [JSON] handler cannot decode is dead-lettered at once too
+// ([ErrInvalidData]). A handler that panics is recovered: the panic is an
+// error ([*PanicError], [ErrPanic]) retried like any other, and the dead
+// letter after the last delivery carries the panic in [HeaderError] and
+// the stack in [HeaderStack]. Neither stops the worker or the process.
+//
 // # Where dead letters go
 //
 // An event on users.A.added is dead-lettered on
@@ -53,9 +67,9 @@
 // extends with the prefix. A dead letter keeps the event's body and its
 // ce-* and Content-Type headers, so it still decodes as the event, and
 // adds [HeaderError], [HeaderDeliveries], [HeaderStream],
-// [HeaderSequence], [HeaderSubject], [HeaderConsumer], [HeaderTime] and
-// [HeaderMsgID]. The event stream must not capture the dead-letter
-// subjects; Start refuses with [ErrDeadLetterCaptured] if it does. Read
+// [HeaderSequence], [HeaderSubject], [HeaderConsumer], [HeaderTime],
+// [HeaderMsgID], and [HeaderMalformed] or [HeaderStack] when they
+// apply. The event stream must not capture the dead-letter subjects; Start refuses with [ErrDeadLetterCaptured] if it does. Read
 // them with any consumer on the dead-letter stream, filter
 // deadletter.<durable>.users.A.> for one aggregate.
 //

@@ -25,6 +25,9 @@ type delivery struct {
 	msg  jetstream.Msg
 	agg  string // the subject without its last token
 	meta *jetstream.MsgMetadata
+	// malformed is the reason the message is no valid event, if it is
+	// none.
+	malformed string
 }
 
 func (d *delivery) seq() uint64 {
@@ -349,10 +352,14 @@ func nakAfter(m jetstream.Msg, d time.Duration) {
 // the event is settled (acknowledged or dead-lettered).
 func (s *Subscriber) handle(d *delivery) (time.Duration, bool) {
 	meta := d.meta
-	e, err := decode(d.msg.Subject(), d.msg.Headers(), d.msg.Data(),
+	e := decode(d.msg.Subject(), d.msg.Headers(), d.msg.Data(),
 		jetsource.Stored{Stream: meta.Stream, Sequence: meta.Sequence.Stream, Time: meta.Timestamp})
-	if err != nil {
-		err = Permanent(err)
+	var err error
+	if e.Malformed != nil {
+		// No handler can take it: dead-letter it at once, with the
+		// reason, and go on.
+		d.malformed = e.Malformed.Reason
+		err = Permanent(e.MalformedError())
 	} else {
 		err = s.call(e)
 	}
@@ -388,11 +395,12 @@ func (s *Subscriber) handle(d *delivery) (time.Duration, bool) {
 	return delay, false
 }
 
-// call runs the handler, turning a panic into an error.
+// call runs the handler, turning a panic into a [*PanicError].
 func (s *Subscriber) call(e jetsource.Event) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("subscriber: handler panicked: %v", r)
+			err = Recovered(r)
+			s.log.Error("handler panicked", "subject", e.Subject.String(), "sequence", e.Sequence, "panic", fmt.Sprint(r))
 		}
 	}()
 	return s.handler(s.hctx, e)

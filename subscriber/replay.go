@@ -9,8 +9,9 @@ import (
 
 // Replay calls h for every event of store matching q, one at a time and
 // in stream order, with nothing durable on the server: an ordered
-// ephemeral read for rebuilding a view or answering a question. It
-// returns the sequence of the last event h handled (0: none), so a later
+// ephemeral read for rebuilding a view or answering a question. Malformed
+// messages ([jetsource.Event.Malformed]) are passed over without calling
+// h. It returns the sequence of the last event read (0: none), so a later
 // Replay can go on from the next one. With q.Follow it keeps handling new
 // events until ctx ends.
 //
@@ -30,6 +31,12 @@ func Replay(ctx context.Context, store jetsource.Store, q jetsource.Query, h Han
 	for e, err := range store.Read(ctx, q) {
 		if err != nil {
 			return last, err
+		}
+		if e.Malformed != nil {
+			// As a durable worker, never hand a malformed message to
+			// the handler; a replay has no dead letters: pass it.
+			last = e.Sequence
+			continue
 		}
 		if err := h(ctx, e); err != nil {
 			return last, fmt.Errorf("subscriber: replay %s at sequence %d: %w", e.Subject, e.Sequence, err)

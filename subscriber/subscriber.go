@@ -20,7 +20,9 @@ import (
 // then is the event acknowledged. An error makes the event be delivered
 // again after the backoff delay, or dead-lettered after the last
 // delivery; an error matching [ErrPermanent] dead-letters it at once. A
-// panic counts as an error. The context ends when the subscriber gives up
+// panic counts as an error (a [*PanicError], whose stack the dead letter
+// keeps). A handler is never called with a malformed message
+// ([jetsource.Event.Malformed]): those are dead-lettered at once. The context ends when the subscriber gives up
 // waiting for the handler at shutdown.
 type Handler func(ctx context.Context, e jetsource.Event) error
 

@@ -549,7 +549,8 @@ func TestPermanentAndUndecodableAreDeadLetteredAtOnce(t *testing.T) {
 		!strings.Contains(dl[0].Headers().Get(subscriber.HeaderError), "rule says no") {
 		t.Errorf("permanent: %s %v", dl[0].Subject(), dl[0].Headers())
 	}
-	if dl[1].Subject() != "dlq.perm.users.B.added" || !strings.Contains(dl[1].Headers().Get(subscriber.HeaderError), "invalid event") {
+	if dl[1].Subject() != "dlq.perm.users.B.added" || !strings.Contains(dl[1].Headers().Get(subscriber.HeaderError), "malformed event") ||
+		!strings.Contains(dl[1].Headers().Get(subscriber.HeaderMalformed), "ce-time") {
 		t.Errorf("undecodable: %s %v", dl[1].Subject(), dl[1].Headers())
 	}
 	if calls.Load() != 1 {
