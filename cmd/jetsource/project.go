@@ -195,7 +195,9 @@ func openProjections(ctx context.Context, cfg Config, js jetstream.JetStream, mu
 			}
 			p, err = projections.NewSQL(ctx, db, d.SQL(pc.Table, "sqlite:"+file))
 		case readModelKV:
-			p, err = projections.NewKV(ctx, js, d.KV(pc.Bucket))
+			kv := d.KV(pc.Bucket)
+			kv.MaxBytes = int64(cfg.Buckets.MaxBytes)
+			p, err = projections.NewKV(ctx, js, kv)
 		default:
 			err = fmt.Errorf("%w: %s: read model %q", projections.ErrInvalidProjection, pc.Name, pc.ReadModel)
 		}

@@ -89,6 +89,7 @@ type rebuildResult struct {
 	Events     uint64  `json:"events"`
 	Checkpoint uint64  `json:"checkpoint"`
 	Generation uint64  `json:"generation"`
+	Skipped    uint64  `json:"skipped"`
 	ReadModel  string  `json:"read_model"`
 	Seconds    float64 `json:"seconds"`
 }
@@ -139,7 +140,8 @@ an error instead of a new read model in an unexpected place.`,
 				}
 			}
 			start := time.Now()
-			final, err := projections.Rebuild(ctx, c.store, p, projections.WithProgress(report, 100*time.Millisecond))
+			final, err := projections.Rebuild(ctx, c.store, p, projections.WithProgress(report, 100*time.Millisecond),
+				projections.WithRebuildLogger(m.logger(g.logLvl, "text")))
 			if bar != nil {
 				bar.Finish()
 			}
@@ -150,13 +152,16 @@ an error instead of a new read model in an unexpected place.`,
 			if err != nil {
 				return err
 			}
-			res := rebuildResult{Name: p.Name(), Events: final.Applied, Checkpoint: final.Checkpoint, Generation: info.Generation, ReadModel: info.Location, Seconds: time.Since(start).Seconds()}
+			res := rebuildResult{Name: p.Name(), Events: final.Applied, Checkpoint: final.Checkpoint, Generation: info.Generation, Skipped: final.Skipped, ReadModel: info.Location, Seconds: time.Since(start).Seconds()}
 			if g.output == "json" {
 				m.writeJSON(res)
 				return nil
 			}
 			fmt.Fprintf(m.Stdout, "rebuilt %s: %d events up to sequence %d in %.1fs; generation %d is live (%s)\n",
 				res.Name, res.Events, res.Checkpoint, res.Seconds, res.Generation, res.ReadModel)
+			if res.Skipped > 0 {
+				fmt.Fprintf(m.Stdout, "skipped %d events that are malformed or were refused (see the warnings above)\n", res.Skipped)
+			}
 			return nil
 		},
 	}
