@@ -121,6 +121,8 @@ func NewAuditIndex(ctx context.Context, db *sql.DB, opts ...AuditOption) (*Audit
 		Location: o.location,
 		Setup:    func(ctx context.Context, tx *SQLTx) error { return auditSetup(ctx, tx, table) },
 		Apply:    func(ctx context.Context, tx *SQLTx, e jetsource.Event) error { return auditApply(ctx, tx, table, e) },
+		// The audit index keeps malformed messages too, by subject and time.
+		ApplyMalformed: true,
 	})
 	if err != nil {
 		return nil, err
