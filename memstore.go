@@ -168,6 +168,9 @@ func (s *MemoryStore) AppendBatch(ctx context.Context, events []Event, opts ...A
 }
 
 func (s *MemoryStore) prepare(e Event) (Event, error) {
+	if err := CheckSubject(e.Subject); err != nil {
+		return e, err
+	}
 	e, err := Prepare(e.Clone(), s.source, s.now())
 	if err != nil {
 		return e, err

@@ -306,3 +306,47 @@ func PrepareBatch(events []Event, o AppendOptions, prepare func(Event) (Event, e
 	}
 	return out, nil
 }
+
+// GuardSubject returns the subject of the internal guard messages a
+// JetStream store writes on stream in the same atomic batch as an
+// append's events, to carry conditions that fit on no event (see
+// jetstore's AppendBatch): _jetsource.guard.<stream>. A guard message is
+// not an event: it has no CloudEvents headers, only [HeaderGuard], and
+// expires after a second. Readers that read a whole stream must skip
+// messages on it, as on every subject under _jetsource ([InternalSubject]).
+func GuardSubject(stream string) string { return internalRoot + ".guard." + stream }
+
+// HeaderGuard marks a guard message (see [GuardSubject]); its value is
+// the transaction id of the batch it guards.
+const HeaderGuard = "Jetsource-Guard"
+
+// InternalSubject reports whether subject belongs to jetsource itself
+// (_jetsource.>, where [GuardSubject]s are): messages on it are not
+// events, readers skip them and no append may write there.
+func InternalSubject(subject string) bool {
+	return subject == internalRoot || strings.HasPrefix(subject, internalRoot+".")
+}
+
+const internalRoot = "_jetsource"
+
+// SystemSubject reports whether subject belongs to the NATS server or to
+// jetsource itself: the JetStream API and its advisories ($JS.>), key-value
+// buckets ($KV.>), object stores ($O.>), system events ($SYS.>), any other
+// subject beginning with '$', reply inboxes (_INBOX), and jetsource's
+// internal subjects ([InternalSubject]). No jetsource write path ever
+// publishes an event on one.
+func SystemSubject(subject string) bool {
+	return strings.HasPrefix(subject, "$") || strings.HasPrefix(subject, "_INBOX") || InternalSubject(subject)
+}
+
+// CheckSubject returns an error matching [ErrForbiddenSubject] for a
+// subject no append may write ([SystemSubject]), nil otherwise. Stores
+// call it before they send anything; a backend adds its own rules (the
+// subjects its stream captures, the command bus prefix).
+func CheckSubject(subject subjects.Subject) error {
+	s := subject.String()
+	if SystemSubject(s) {
+		return fmt.Errorf("%w: subject %q is a system subject: jetsource never writes $JS.>, $KV.>, $O.>, $SYS.> (any subject starting with $), _INBOX.> or %s.>", ErrForbiddenSubject, s, internalRoot)
+	}
+	return nil
+}

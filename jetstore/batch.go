@@ -41,13 +41,31 @@ const (
 // Each condition is carried by one message of the batch as an expected
 // last subject sequence on the condition's filter (a literal filter on a
 // message no later than the first one written to it, since the server
-// refuses an expectation on a subject the batch already wrote). Conditions
-// that fit on no message (more conditions than events) are checked by
-// reading the filter from the stream leader after reading the stream's
-// last sequence L, and the first message then expects L: the batch is
-// stored only if nothing at all was stored since. In strict mode
-// ([WithStrict]) the first message always expects the stream's last
+// refuses an expectation on a subject the batch already wrote).
+//
+// Conditions that fit on no event (more conditions than events, such as a
+// one-event append with [jetsource.ExpectNoneAfter] on two filters) each
+// travel on a guard message of their own, placed before the events in the
+// same atomic batch: a message on the stream's
+// [jetsource.GuardSubject] (_jetsource.guard.<stream>) with no data, the
+// header [jetsource.HeaderGuard] and a one-second per-message TTL. The
+// server checks its condition with the others, atomically, so a condition
+// fails only because of events matching its filter, never because of
+// unrelated writes. Guard messages are used outside strict mode on
+// single-replica streams whose configuration captures the guard subject
+// and allows per-message TTLs ([Provision] sets both); readers of a whole
+// stream skip them ([jetsource.InternalSubject]). Elsewhere such
+// conditions are checked by reading the filter from the stream leader
+// after reading the stream's last sequence L, and the first message then
+// expects L: the batch is stored only if nothing at all was stored since
+// (on a replicated stream this keeps wildcard conditions race-free, at the
+// price of retries while unrelated appends move the stream). In strict
+// mode ([WithStrict]) the first message always expects the stream's last
 // sequence.
+//
+// Every event's subject is checked first ([Store.CheckSubject]): a
+// forbidden one refuses the batch with [jetsource.ErrForbiddenSubject]
+// before anything is sent.
 //
 // Errors: those of [jetsource.Store.AppendBatch], and in strict mode
 // [ErrStreamBusy] (matching [jetsource.ErrUnavailable]) when the stream
@@ -97,6 +115,9 @@ func (s *Store) AppendPrepared(ctx context.Context, events []jetsource.Event, co
 // sequence. A batch refused while every condition still holds is
 // attempted again, as [Store.Append] does.
 func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds []jetsource.Condition) ([]jetsource.Ack, error) {
+	if err := s.checkEvents(ctx, events); err != nil {
+		return nil, err
+	}
 	if _, err := s.batchMsgs(events); err != nil {
 		return nil, err
 	}
@@ -130,6 +151,18 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 			}
 		}
 		slots, over := placeConditions(events, exact)
+		var guards []*nats.Msg
+		if over && s.guarded() {
+			// Each condition that fits on no event travels on a guard
+			// message of its own, before the events in the same batch.
+			for i, c := range exact {
+				if slots[i] >= 0 {
+					continue
+				}
+				guards = append(guards, s.guardMsg(events[0], c))
+			}
+			over = false
+		}
 		if over {
 			// Conditions that fit on no message are checked here, after
 			// reading the stream's last sequence L from the leader; the
@@ -162,6 +195,10 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 			msgs[slots[i]].Header[hdrExpSubjSeq] = []string{strconv.FormatUint(c.Sequence, 10)}
 			msgs[slots[i]].Header[hdrExpSubj] = []string{c.Filter.String()}
 		}
+		if len(guards) > 0 {
+			guards[0].Header[hdrExpStream] = []string{s.stream}
+			msgs = append(guards, msgs...)
+		}
 		if len(conds) > 0 && s.beforePublish != nil {
 			s.beforePublish()
 		}
@@ -171,6 +208,8 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 		timedOut := actx.Err() != nil
 		cancel()
 		if err == nil {
+			// The events follow the guards.
+			first += uint64(len(guards))
 			acks := make([]jetsource.Ack, len(events))
 			for i := range events {
 				acks[i] = jetsource.Ack{Stream: s.stream, Sequence: first + uint64(i)}
@@ -224,6 +263,41 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 		waits++
 		s.stats.retries.Add(1)
 	}
+}
+
+// guarded reports whether conditions that fit on no event of a batch
+// travel on guard messages (see [Store.AppendBatch]): outside strict mode,
+// on a single-replica stream that captures its guard subject and allows
+// per-message TTLs, as [Provision] configures it.
+func (s *Store) guarded() bool {
+	if s.strict {
+		return false
+	}
+	s.capMu.RLock()
+	defer s.capMu.RUnlock()
+	return s.guardSubject && s.replicas == 1
+}
+
+// guardTTL is how long a guard message stays in the stream: the least
+// per-message TTL the server accepts. Its work is done once its batch is
+// committed or refused.
+const guardTTL = "1s"
+
+// guardMsg returns the guard message that carries condition c for a batch
+// whose first event is e: no data, the guard header naming the batch's
+// transaction (or the event id), a TTL, and c as an expected last subject
+// sequence on c's filter.
+func (s *Store) guardMsg(e jetsource.Event, c jetsource.Condition) *nats.Msg {
+	tag := e.TransactionID
+	if tag == "" {
+		tag = e.ID
+	}
+	m := nats.NewMsg(jetsource.GuardSubject(s.stream))
+	m.Header[jetsource.HeaderGuard] = []string{tag}
+	m.Header[jetstream.MsgTTLHeader] = []string{guardTTL}
+	m.Header[hdrExpSubjSeq] = []string{strconv.FormatUint(c.Sequence, 10)}
+	m.Header[hdrExpSubj] = []string{c.Filter.String()}
+	return m
 }
 
 // refused reports the conflict ce of a batch, unless the batch is the

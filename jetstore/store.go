@@ -32,8 +32,18 @@ type Store struct {
 	apiPrefix  string
 	maxMsgSize int32
 
-	// captures are the stream's subjects when the store was opened.
+	// reserved are the subject prefixes no append may write.
+	reserved []string
+
+	// The stream's configuration as last read (see loadCaptures).
+	capMu sync.RWMutex
+	// captures are the stream's event subjects.
 	captures []subjects.Filter
+	// guardSubject is true when the stream captures
+	// jetsource.GuardSubject and allows per-message TTLs.
+	guardSubject bool
+	replicas     int
+	maxBytes     int64
 
 	strict        bool
 	strictRetries int
@@ -94,7 +104,7 @@ func WithLogger(l *slog.Logger) Option {
 
 // New returns a store on the existing stream named stream. Options:
 // [WithTimeout], [WithSource], [WithPullBatch], [WithLogger],
-// [WithStrict], [WithStrictRetries].
+// [WithStrict], [WithStrictRetries], [WithReservedPrefixes].
 //
 // While a cluster is still electing the stream's leader (no answer, no
 // responders, "temporarily unavailable"), New asks again until ctx ends.
@@ -102,7 +112,7 @@ func WithLogger(l *slog.Logger) Option {
 // stream does not exist, [jetsource.ErrUnavailable] when the server does not
 // answer in time, and [jetsource.ErrInvalidOption] for a bad option.
 func New(ctx context.Context, js jetstream.JetStream, stream string, opts ...Option) (*Store, error) {
-	s := &Store{js: js, stream: stream, source: jetsource.DefaultSource, timeout: defaultTimeout, pullBatch: 1000, apiPrefix: "$JS.API.", strictRetries: defaultStrictRetries}
+	s := &Store{js: js, stream: stream, source: jetsource.DefaultSource, timeout: defaultTimeout, pullBatch: 1000, apiPrefix: "$JS.API.", strictRetries: defaultStrictRetries, reserved: DefaultReservedPrefixes}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
@@ -131,11 +141,7 @@ func New(ctx context.Context, js jetstream.JetStream, stream string, opts ...Opt
 	info := st.CachedInfo()
 	s.direct = info.Config.AllowDirect
 	s.maxMsgSize = info.Config.MaxMsgSize
-	for _, subj := range info.Config.Subjects {
-		if f, err := subjects.ParseFilter(subj); err == nil {
-			s.captures = append(s.captures, f)
-		}
-	}
+	s.setConfig(info.Config.Subjects, info.Config.AllowMsgTTL, info.Config.Replicas, info.Config.MaxBytes)
 	return s, nil
 }
 
@@ -146,12 +152,7 @@ func (s *Store) captured(subject string) bool {
 	if err != nil {
 		return false
 	}
-	for _, f := range s.captures {
-		if f.Match(subj) {
-			return true
-		}
-	}
-	return false
+	return s.capturedNow(subj)
 }
 
 // refusedPublish decides about a publish to subject that failed with err
@@ -227,6 +228,9 @@ func (s *Store) Append(ctx context.Context, e jetsource.Event, opts ...jetsource
 	}
 	ctx, cancel := withDefaultTimeout(ctx, s.timeout)
 	defer cancel()
+	if err := s.CheckSubject(ctx, e.Subject); err != nil {
+		return jetsource.Ack{}, err
+	}
 	if len(conds) > 1 {
 		acks, err := s.appendBatch(ctx, []jetsource.Event{e}, conds)
 		if err != nil {
