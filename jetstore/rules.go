@@ -46,7 +46,7 @@ func reservedPrefix(prefixes []string, subject string) (string, bool) {
 // otherwise an error matching [jetsource.ErrForbiddenSubject] that names
 // the rule: a system subject ([jetsource.SystemSubject]), a reserved
 // prefix ([WithReservedPrefixes]), or a subject the stream does not
-// capture. The stream's subjects are those read when the store was opened;
+// capture (that error also matches [jetsource.ErrStreamNotFound]). The stream's subjects are those read when the store was opened;
 // a subject outside them is checked again against the stream's current
 // configuration before it is refused. Every append of the store runs this
 // check before it sends anything; publishers and commands may run it
@@ -77,8 +77,15 @@ func (s *Store) CheckSubject(ctx context.Context, subject subjects.Subject) erro
 		names[i] = f.String()
 	}
 	s.capMu.RUnlock()
-	return fmt.Errorf("%w: %s is not captured by stream %s (captures %s)", jetsource.ErrForbiddenSubject, subj, s.stream, strings.Join(names, ", "))
+	err := fmt.Errorf("%w: stream %s does not capture %s (it captures %s)", jetsource.ErrForbiddenSubject, s.stream, subj, strings.Join(names, ", "))
+	return alsoErr{err, jetsource.ErrStreamNotFound}
 }
+
+// alsoErr is err that also matches also, without naming it.
+type alsoErr struct{ err, also error }
+
+func (e alsoErr) Error() string   { return e.err.Error() }
+func (e alsoErr) Unwrap() []error { return []error{e.err, e.also} }
 
 // capturedNow reports whether the stream's subjects, as last read, capture
 // subject. A stream whose subjects could not be parsed captures everything

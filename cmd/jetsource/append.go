@@ -136,6 +136,9 @@ nothing and prints the original sequences.`,
 				st, _ = jetsource.WithContentDedup(st)
 			}
 			ack, err := st.Append(cmd.Context(), e, opts...)
+			if errors.Is(err, jetsource.ErrForbiddenSubject) {
+				return usageError{err}
+			}
 			var ce *jetsource.ConflictError
 			if errors.As(err, &ce) {
 				if g.output == "json" {
@@ -208,7 +211,13 @@ func (m *Main) appendBatch(cmd *cobra.Command, g *globals, name string, expect *
 		in = f
 	}
 	var bads []lineError
-	bad := func(line int64, err error) { bads = append(bads, lineError{Line: line, Error: err.Error()}) }
+	code := exitError // exitUsage once a line names a forbidden subject
+	bad := func(line int64, err error) {
+		bads = append(bads, lineError{Line: line, Error: err.Error()})
+		if errors.Is(err, jetsource.ErrForbiddenSubject) {
+			code = exitUsage
+		}
+	}
 	// nothing reports the bad lines in file order and refuses the batch.
 	nothing := func() error {
 		slices.SortStableFunc(bads, func(a, b lineError) int { return cmp.Compare(a.Line, b.Line) })
@@ -219,7 +228,7 @@ func (m *Main) appendBatch(cmd *cobra.Command, g *globals, name string, expect *
 			}
 			fmt.Fprintf(m.Stderr, "line %d: %s\n", b.Line, b.Error)
 		}
-		return exitCodeError{code: exitError, err: fmt.Errorf("%d bad line(s) in %s; nothing written", len(bads), name)}
+		return exitCodeError{code: code, err: fmt.Errorf("%d bad line(s) in %s; nothing written", len(bads), name)}
 	}
 
 	// Read and parse every line before connecting; stop as soon as the
@@ -339,6 +348,9 @@ func (m *Main) appendBatch(cmd *cobra.Command, g *globals, name string, expect *
 		}
 		fmt.Fprintln(m.Stderr, "conflict:", ce, "(nothing written)")
 		return exitCodeError{code: exitConflict, err: err}
+	}
+	if errors.Is(err, jetsource.ErrForbiddenSubject) {
+		return usageError{fmt.Errorf("%w (nothing written)", err)}
 	}
 	if err != nil {
 		return fmt.Errorf("%w (nothing written)", err)
