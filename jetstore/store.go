@@ -184,7 +184,7 @@ func (s *Store) refusedPublish(ctx context.Context, err error, subject string, a
 			return false, fmt.Errorf("%w: the stream has no leader: %w", jetsource.ErrUnavailable, err)
 		}
 	} else if !transient(err) {
-		return false, mapErr(s.js, err)
+		return false, s.mapErr(err)
 	}
 	if perr := backoff(ctx, attempt); perr != nil {
 		return false, fmt.Errorf("%w: %w (no answer before the deadline)", jetsource.ErrUnavailable, err)
