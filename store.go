@@ -311,9 +311,10 @@ func PrepareBatch(events []Event, o AppendOptions, prepare func(Event) (Event, e
 // JetStream store writes on stream in the same atomic batch as an
 // append's events, to carry conditions that fit on no event (see
 // jetstore's AppendBatch): _jetsource.guard.<stream>. A guard message is
-// not an event: it has no CloudEvents headers, only [HeaderGuard], and
-// expires after a second. Readers that read a whole stream must skip
-// messages on it, as on every subject under _jetsource ([InternalSubject]).
+// not an event: it has no CloudEvents headers and no data, only
+// [HeaderGuard] and the expectation it carries. Readers that read a whole
+// stream must skip messages on it, as on every subject under _jetsource
+// ([InternalSubject]).
 func GuardSubject(stream string) string { return internalRoot + ".guard." + stream }
 
 // HeaderGuard marks a guard message (see [GuardSubject]); its value is

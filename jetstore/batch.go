@@ -47,13 +47,16 @@ const (
 // one-event append with [jetsource.ExpectNoneAfter] on two filters) each
 // travel on a guard message of their own, placed before the events in the
 // same atomic batch: a message on the stream's
-// [jetsource.GuardSubject] (_jetsource.guard.<stream>) with no data, the
-// header [jetsource.HeaderGuard] and a one-second per-message TTL. The
+// [jetsource.GuardSubject] (_jetsource.guard.<stream>) with no data and
+// the header [jetsource.HeaderGuard] (about 200 bytes), which stays in the
+// stream, or expires after a second when the stream allows per-message
+// TTLs (AllowMsgTTL; [Provision] leaves it off, since readers such as the
+// state package take it as a sign that events may expire). The
 // server checks its condition with the others, atomically, so a condition
 // fails only because of events matching its filter, never because of
 // unrelated writes. Guard messages are used outside strict mode on
 // single-replica streams whose configuration captures the guard subject
-// and allows per-message TTLs ([Provision] sets both); readers of a whole
+// ([Provision] adds it); readers of a whole
 // stream skip them ([jetsource.InternalSubject]). Elsewhere such
 // conditions are checked by reading the filter from the stream leader
 // after reading the stream's last sequence L, and the first message then
@@ -267,8 +270,8 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 
 // guarded reports whether conditions that fit on no event of a batch
 // travel on guard messages (see [Store.AppendBatch]): outside strict mode,
-// on a single-replica stream that captures its guard subject and allows
-// per-message TTLs, as [Provision] configures it.
+// on a single-replica stream that captures its guard subject, as
+// [Provision] configures it.
 func (s *Store) guarded() bool {
 	if s.strict {
 		return false
@@ -278,15 +281,15 @@ func (s *Store) guarded() bool {
 	return s.guardSubject && s.replicas == 1
 }
 
-// guardTTL is how long a guard message stays in the stream: the least
-// per-message TTL the server accepts. Its work is done once its batch is
-// committed or refused.
-const guardTTL = "1s"
+// guardLifetime is how long a guard message stays in a stream that allows
+// per-message TTLs: the least TTL the server accepts. Its work is done
+// once its batch is committed or refused.
+const guardLifetime = "1s"
 
 // guardMsg returns the guard message that carries condition c for a batch
 // whose first event is e: no data, the guard header naming the batch's
-// transaction (or the event id), a TTL, and c as an expected last subject
-// sequence on c's filter.
+// transaction (or the event id), c as an expected last subject sequence
+// on c's filter, and a TTL when the stream allows them.
 func (s *Store) guardMsg(e jetsource.Event, c jetsource.Condition) *nats.Msg {
 	tag := e.TransactionID
 	if tag == "" {
@@ -294,7 +297,11 @@ func (s *Store) guardMsg(e jetsource.Event, c jetsource.Condition) *nats.Msg {
 	}
 	m := nats.NewMsg(jetsource.GuardSubject(s.stream))
 	m.Header[jetsource.HeaderGuard] = []string{tag}
-	m.Header[jetstream.MsgTTLHeader] = []string{guardTTL}
+	s.capMu.RLock()
+	if s.guardTTL {
+		m.Header[jetstream.MsgTTLHeader] = []string{guardLifetime}
+	}
+	s.capMu.RUnlock()
 	m.Header[hdrExpSubjSeq] = []string{strconv.FormatUint(c.Sequence, 10)}
 	m.Header[hdrExpSubj] = []string{c.Filter.String()}
 	return m

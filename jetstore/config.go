@@ -171,10 +171,8 @@ func (c StreamConfig) jetStreamConfig() jetstream.StreamConfig {
 		Duplicates:         c.Duplicates,
 		AllowDirect:        true,
 		AllowAtomicPublish: true,
-		// Guard messages (jetsource.GuardSubject) expire by themselves.
-		AllowMsgTTL: true,
-		DenyDelete:  !c.AllowDelete,
-		DenyPurge:   !c.AllowDelete,
+		DenyDelete:         !c.AllowDelete,
+		DenyPurge:          !c.AllowDelete,
 	}
 }
 

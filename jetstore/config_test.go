@@ -135,7 +135,6 @@ func TestProvision(t *testing.T) {
 			got, want any
 		}{
 			{"Subjects", slices.Equal(got.Subjects, []string{"defaults.>", "_jetsource.guard.EVENTS"}), true},
-			{"AllowMsgTTL", got.AllowMsgTTL, true},
 			{"Storage", got.Storage, jetstream.FileStorage},
 			{"Replicas", got.Replicas, 1},
 			{"Duplicates", got.Duplicates, 2 * time.Minute},

@@ -128,8 +128,8 @@ func TestTwoFilterAppendRace(t *testing.T) {
 	}
 }
 
-// Guard messages are internal: on their own subject, marked, and gone
-// after their TTL.
+// Guard messages are internal: on their own subject, marked, with no
+// data; they stay, unless the stream allows per-message TTLs.
 func TestGuardMessages(t *testing.T) {
 	srv := embeddedtest.Run(t)
 	_, js := newJetStream(t, srv)
@@ -137,12 +137,16 @@ func TestGuardMessages(t *testing.T) {
 	st := provision(t, js, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ack, err := st.Append(ctx, event("groups.g.joined", `{}`), jetsource.ExpectNoneAfter(0, subjects.MustParseFilter("users.a.>"), subjects.MustParseFilter("groups.g.>")))
-	if err != nil {
-		t.Fatal(err)
+	twoFilters := func(st *jetstore.Store, after uint64) uint64 {
+		t.Helper()
+		ack, err := st.Append(ctx, event("groups.g.joined", `{}`), jetsource.ExpectNoneAfter(after, subjects.MustParseFilter("users.a.>"), subjects.MustParseFilter("groups.g.>")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
 	}
-	if ack.Sequence != 2 {
-		t.Fatalf("the event is at %d, want 2 (after its guard)", ack.Sequence)
+	if seq := twoFilters(st, 0); seq != 2 {
+		t.Fatalf("the event is at %d, want 2 (after its guard)", seq)
 	}
 	stream, err := js.Stream(ctx, cfg.Name)
 	if err != nil {
@@ -152,20 +156,33 @@ func TestGuardMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Subject != jetsource.GuardSubject(cfg.Name) || m.Header.Get(jetsource.HeaderGuard) == "" || m.Header.Get(jetstream.MsgTTLHeader) == "" {
-		t.Fatalf("guard message: subject %s, headers %v", m.Subject, m.Header)
+	if m.Subject != jetsource.GuardSubject(cfg.Name) || m.Header.Get(jetsource.HeaderGuard) == "" || len(m.Data) != 0 || m.Header.Get(jetstream.MsgTTLHeader) != "" {
+		t.Fatalf("guard message: subject %s, headers %v, data %q", m.Subject, m.Header, m.Data)
 	}
 	if !jetsource.InternalSubject(m.Subject) {
 		t.Fatalf("%s is not internal", m.Subject)
 	}
+
+	// A stream that allows TTLs: the guard expires, the event stays.
+	info := stream.CachedInfo().Config
+	info.AllowMsgTTL = true
+	if _, err := js.UpdateStream(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	st, err = jetstore.New(ctx, js, cfg.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := twoFilters(st, 2)
 	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
-		if _, err := stream.GetMsg(ctx, 1); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if _, err := stream.GetMsg(ctx, seq-1); !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return fmt.Errorf("the guard message is still there: %v", err)
 		}
 		return nil
 	})
-	// The event stays.
-	if _, err := stream.GetMsg(ctx, 2); err != nil {
-		t.Fatal(err)
+	for _, seq := range []uint64{1, 2, seq} {
+		if _, err := stream.GetMsg(ctx, seq); err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
 	}
 }

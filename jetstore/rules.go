@@ -106,8 +106,8 @@ func (s *Store) capturedNow(subject subjects.Subject) bool {
 
 // loadCaptures reads the stream's configuration: the subjects it captures
 // for events (its own internal guard subject aside), whether it captures
-// its [jetsource.GuardSubject] with per-message TTLs (guards), its replicas and
-// size limits.
+// its [jetsource.GuardSubject] and allows per-message TTLs, its replicas
+// and size limits.
 func (s *Store) loadCaptures(ctx context.Context) error {
 	st, err := s.js.Stream(ctx, s.stream)
 	if err != nil {
@@ -133,7 +133,8 @@ func (s *Store) setConfig(subjs []string, allowTTL bool, replicas int, maxBytes 
 	s.capMu.Lock()
 	defer s.capMu.Unlock()
 	s.captures = captures
-	s.guardSubject = guard && allowTTL
+	s.guardSubject = guard
+	s.guardTTL = allowTTL
 	s.replicas = replicas
 	s.maxBytes = maxBytes
 }

@@ -39,9 +39,10 @@ type Store struct {
 	capMu sync.RWMutex
 	// captures are the stream's event subjects.
 	captures []subjects.Filter
-	// guardSubject is true when the stream captures
-	// jetsource.GuardSubject and allows per-message TTLs.
+	// guardSubject is true when the stream captures its
+	// jetsource.GuardSubject; guardTTL when it allows per-message TTLs.
 	guardSubject bool
+	guardTTL     bool
 	replicas     int
 	maxBytes     int64
 
