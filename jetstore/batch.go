@@ -130,6 +130,12 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 	retries := s.conditionRetries()
 	refusals, waits := 0, 0
 	unanswered := false // an earlier attempt may have stored the batch
+	fail := func(err error) ([]jetsource.Ack, error) {
+		if unanswered {
+			return s.batchOutcome(ctx, events, true, err)
+		}
+		return nil, err
+	}
 	for {
 		overflow := false
 		msgs, err := s.batchMsgs(events)
@@ -141,9 +147,9 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 			streamLast, e, err := s.resolve(ctx, conds)
 			if err != nil {
 				if errors.Is(err, jetsource.ErrConflict) {
-					return s.refused(ctx, events, err)
+					return s.refused(ctx, events, unanswered, err)
 				}
-				return nil, err
+				return fail(err)
 			}
 			exact = e
 			if s.strict {
@@ -175,7 +181,7 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 			retries = max(retries, s.strictRetries)
 			streamLast, err := s.streamLast(ctx)
 			if err != nil {
-				return nil, err
+				return fail(err)
 			}
 			for i, c := range exact {
 				if slots[i] >= 0 {
@@ -183,10 +189,10 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 				}
 				last, err := s.leaderLast(ctx, c.Filter.String())
 				if err != nil {
-					return nil, err
+					return fail(err)
 				}
 				if !c.Holds(last) {
-					return s.refused(ctx, events, conds[i].Conflict(last, nil))
+					return s.refused(ctx, events, unanswered, conds[i].Conflict(last, nil))
 				}
 			}
 			msgs[0].Header[jetstream.ExpectedLastSeqHeader] = []string{strconv.FormatUint(streamLast, 10)}
@@ -224,16 +230,16 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 			// stream's, not a filter's.
 			holds, ce := s.batchConflict(ctx, conds, cur, known && !s.strict && !overflow, err)
 			if !holds {
-				return s.refused(ctx, events, ce)
+				return s.refused(ctx, events, unanswered, ce)
 			}
 			if refusals >= retries {
 				if s.strict || overflow {
-					return nil, s.busy(refusals+1, err)
+					return fail(s.busy(refusals+1, err))
 				}
-				return s.refused(ctx, events, ce)
+				return s.refused(ctx, events, unanswered, ce)
 			}
 			if perr := pause(ctx, refusals); perr != nil {
-				return nil, fmt.Errorf("jetstore: append batch: %w", mapErr(s.js, perr))
+				return fail(fmt.Errorf("jetstore: append batch: %w", mapErr(s.js, perr)))
 			}
 			refusals++
 			s.stats.retries.Add(1)
@@ -241,13 +247,9 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 		}
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == codeBatchDuplicate {
-			if acks, ok := s.storedBatch(ctx, events); ok {
-				for i := range acks {
-					acks[i] = ownResend(acks[i], unanswered)
-				}
-				return acks, nil
-			}
-			return nil, fmt.Errorf("%w: the batch holds an event id stored before, but not as this whole batch; nothing written: %w", jetsource.ErrInvalidEvent, err)
+			// Stored before: by an unanswered attempt of this call, or by
+			// an earlier call; or only some of its ids.
+			return s.batchOutcome(ctx, events, unanswered, err)
 		}
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == codeBatchIncomplete {
 			// A message the stream never saw (its subject is not
@@ -258,10 +260,10 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 				}
 			}
 		}
-		unanswered = unanswered || timedOut
+		unanswered = unanswered || timedOut || mayBeStored(err)
 		again, failure := s.refusedPublish(ctx, err, msgs[len(msgs)-1].Subject, waits, timedOut)
 		if !again {
-			return nil, fmt.Errorf("jetstore: append batch: %w", failure)
+			return fail(fmt.Errorf("jetstore: append batch: %w", failure))
 		}
 		waits++
 		s.stats.retries.Add(1)
@@ -307,11 +309,24 @@ func (s *Store) guardMsg(e jetsource.Event, c jetsource.Condition) *nats.Msg {
 	return m
 }
 
-// refused reports the conflict ce of a batch, unless the batch is the
-// one stored before (a retry whose conditions its own events broke): then
-// its acks are returned as duplicates.
-func (s *Store) refused(ctx context.Context, events []jetsource.Event, ce error) ([]jetsource.Ack, error) {
-	if acks, ok := s.storedBatch(ctx, events); ok {
+// refused reports the conflict ce of a batch, unless the batch is stored
+// (a retry whose conditions its own events broke): then its acks are
+// returned, as duplicates unless an unanswered attempt of this call (own)
+// stored it. When own and the lookup fails, the outcome is unknown.
+func (s *Store) refused(ctx context.Context, events []jetsource.Event, own bool, ce error) ([]jetsource.Ack, error) {
+	lctx, cancel := lookupContext(ctx)
+	defer cancel()
+	acks, state, err := s.findBatch(lctx, events)
+	switch {
+	case err != nil && own:
+		return nil, s.unknownBatch(events, fmt.Errorf("%w (and the lookup failed: %v)", ce, err))
+	case err == nil && state == batchWhole:
+		for i, e := range events {
+			if err := s.reused(lctx, e, acks[i].Sequence); err != nil {
+				return nil, err
+			}
+			acks[i].Duplicate = !own
+		}
 		return acks, nil
 	}
 	s.stats.conflicts.Add(1)
@@ -395,26 +410,6 @@ func (s *Store) batchConflict(ctx context.Context, conds []jetsource.Condition, 
 		return holds, ce
 	}
 	return false, fmt.Errorf("%w: %w", jetsource.ErrConflict, cause)
-}
-
-// storedBatch returns the acks of a batch stored before (a retry): its
-// events stored contiguously, ending with the last event of its subject.
-func (s *Store) storedBatch(ctx context.Context, events []jetsource.Event) ([]jetsource.Ack, bool) {
-	last := events[len(events)-1]
-	seq, _, err := s.lastMsg(ctx, last.Subject.String())
-	if err != nil || seq < uint64(len(events)) {
-		return nil, false
-	}
-	first := seq - uint64(len(events)) + 1
-	acks := make([]jetsource.Ack, len(events))
-	for i, e := range events {
-		m, err := s.getMsg(ctx, first+uint64(i))
-		if err != nil || m.Header.Get(jetsource.HeaderMsgID) != e.ID {
-			return nil, false
-		}
-		acks[i] = jetsource.Ack{Stream: s.stream, Sequence: first + uint64(i), Duplicate: true}
-	}
-	return acks, true
 }
 
 // batchAck is the server's answer to a batch commit.

@@ -65,6 +65,11 @@ func mapErr(js jetstream.JetStream, err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		if full(apiErr) {
+			if apiErr.ErrorCode == codeInsufficientResources {
+				// Also what a cluster answers that cannot place a
+				// stream for a moment.
+				return fmt.Errorf("%w: %w: the server refuses new messages: %w", jetsource.ErrStorageFull, jetsource.ErrUnavailable, err)
+			}
 			return fmt.Errorf("%w: the server refuses new messages: %w", jetsource.ErrStorageFull, err)
 		}
 		switch apiErr.ErrorCode {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/jetsource/jetsource"
 	"github.com/jetsource/jetsource/subjects"
 )
@@ -113,15 +115,15 @@ func (s *Store) loadCaptures(ctx context.Context) error {
 	if err != nil {
 		return mapErr(s.js, err)
 	}
-	s.setConfig(st.CachedInfo().Config.Subjects, st.CachedInfo().Config.AllowMsgTTL, st.CachedInfo().Config.Replicas, st.CachedInfo().Config.MaxBytes)
+	s.setConfig(st.CachedInfo())
 	return nil
 }
 
 // setConfig records what the store needs of the stream's configuration.
-func (s *Store) setConfig(subjs []string, allowTTL bool, replicas int, maxBytes int64) {
+func (s *Store) setConfig(info *jetstream.StreamInfo) {
 	var captures []subjects.Filter
 	guard := false
-	for _, subj := range subjs {
+	for _, subj := range info.Config.Subjects {
 		if subj == jetsource.GuardSubject(s.stream) {
 			guard = true
 			continue
@@ -134,9 +136,12 @@ func (s *Store) setConfig(subjs []string, allowTTL bool, replicas int, maxBytes 
 	defer s.capMu.Unlock()
 	s.captures = captures
 	s.guardSubject = guard
-	s.guardTTL = allowTTL
-	s.replicas = replicas
-	s.maxBytes = maxBytes
+	s.guardTTL = info.Config.AllowMsgTTL
+	s.replicas = info.Config.Replicas
+	s.maxBytes = info.Config.MaxBytes
+	// A stream without a raft group (a server outside a cluster) checks
+	// a message's headers as it stores it: see lookupID.
+	s.raft = info.Cluster != nil && info.Cluster.RaftGroup != ""
 }
 
 // checkEvents checks the subjects of a batch's events.

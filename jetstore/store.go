@@ -43,8 +43,10 @@ type Store struct {
 	// jetsource.GuardSubject; guardTTL when it allows per-message TTLs.
 	guardSubject bool
 	guardTTL     bool
-	replicas     int
-	maxBytes     int64
+	// raft is true when the stream has a raft group (a cluster).
+	raft     bool
+	replicas int
+	maxBytes int64
 
 	strict        bool
 	strictRetries int
@@ -142,7 +144,7 @@ func New(ctx context.Context, js jetstream.JetStream, stream string, opts ...Opt
 	info := st.CachedInfo()
 	s.direct = info.Config.AllowDirect
 	s.maxMsgSize = info.Config.MaxMsgSize
-	s.setConfig(info.Config.Subjects, info.Config.AllowMsgTTL, info.Config.Replicas, info.Config.MaxBytes)
+	s.setConfig(info)
 	return s, nil
 }
 
@@ -236,8 +238,10 @@ func (s *Store) Append(ctx context.Context, e jetsource.Event, opts ...jetsource
 		acks, err := s.appendBatch(ctx, []jetsource.Event{e}, conds)
 		if err != nil {
 			var ce *jetsource.ConflictError
-			if errors.As(err, &ce) {
-				if ack, ok := s.retried(ctx, e, ce.Current); ok {
+			if errors.As(err, &ce) && !errors.Is(err, jetsource.ErrUnknownOutcome) {
+				if ack, ok, rerr := s.retried(ctx, e, ce.Current); rerr != nil {
+					return jetsource.Ack{}, rerr
+				} else if ok {
 					return ack, nil
 				}
 			}
@@ -262,13 +266,30 @@ func (s *Store) publish(ctx context.Context, e jetsource.Event, msg *nats.Msg, o
 	for attempt := 0; ; attempt++ {
 		ack, timedOut, err := s.publishAttempt(ctx, msg, attempt, opts...)
 		if err == nil {
-			return ownResend(ack, unanswered), nil
+			return s.settled(ctx, e, ack, unanswered)
 		}
-		unanswered = unanswered || timedOut
+		unanswered = unanswered || timedOut || mayBeStored(err)
 		if again, failure := s.refusedPublish(ctx, err, msg.Subject, attempt, timedOut); !again {
-			return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, failure)
+			failure = fmt.Errorf("jetstore: append %s: %w", e.Subject, failure)
+			if unanswered {
+				return s.outcome(ctx, e, failure)
+			}
+			return jetsource.Ack{}, failure
 		}
 	}
+}
+
+// settled is the result of an append the server acknowledged: a
+// duplicate whose stored content differs is [jetsource.ErrIDReused]; a
+// duplicate after an unanswered attempt of the same call is this call's
+// own event ([ownResend]).
+func (s *Store) settled(ctx context.Context, e jetsource.Event, ack jetsource.Ack, unanswered bool) (jetsource.Ack, error) {
+	if ack.Duplicate {
+		if err := s.reused(ctx, e, ack.Sequence); err != nil {
+			return jetsource.Ack{}, err
+		}
+	}
+	return ownResend(ack, unanswered), nil
 }
 
 // ownResend clears Duplicate on the ack of a resent publish: when an
@@ -313,7 +334,13 @@ func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *n
 	filter := c.Filter.String()
 	retries := s.conditionRetries()
 	refusals, waits := 0, 0
-	unanswered := false
+	unanswered := false // an earlier attempt may have stored the event
+	fail := func(err error) (jetsource.Ack, error) {
+		if unanswered {
+			return s.outcome(ctx, e, err)
+		}
+		return jetsource.Ack{}, err
+	}
 	for {
 		opts := []jetstream.PublishOpt{jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(s.stream)}
 		var reads []jetsource.Condition
@@ -322,7 +349,7 @@ func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *n
 		}
 		streamLast, lasts, err := s.conditionReads(ctx, reads)
 		if err != nil {
-			return jetsource.Ack{}, err
+			return fail(err)
 		}
 		if s.strict {
 			opts = append(opts, jetstream.WithExpectLastSequence(streamLast))
@@ -330,7 +357,7 @@ func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *n
 		expected := c.Sequence
 		if !c.Exact {
 			if !c.Holds(lasts[0]) {
-				return s.conflict(ctx, e, c, lasts[0], true, nil)
+				return s.conflict(ctx, e, c, lasts[0], true, unanswered, nil)
 			}
 			expected = lasts[0]
 		}
@@ -340,13 +367,13 @@ func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *n
 		}
 		ack, timedOut, err := s.publishAttempt(ctx, msg, waits, opts...)
 		if err == nil {
-			return ownResend(ack, unanswered), nil
+			return s.settled(ctx, e, ack, unanswered)
 		}
-		unanswered = unanswered || timedOut
+		unanswered = unanswered || timedOut || mayBeStored(err)
 		cur, known, isConflict := conflictCurrent(err)
 		if !isConflict {
 			if again, failure := s.refusedPublish(ctx, err, msg.Subject, waits, timedOut); !again {
-				return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, failure)
+				return fail(fmt.Errorf("jetstore: append %s: %w", e.Subject, failure))
 			}
 			waits++
 			s.stats.retries.Add(1)
@@ -363,17 +390,17 @@ func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *n
 			}
 		}
 		if !known || !c.Holds(cur) {
-			return s.conflict(ctx, e, c, cur, known, err)
+			return s.conflict(ctx, e, c, cur, known, unanswered, err)
 		}
 		// The condition still holds.
 		if refusals >= retries {
 			if s.strict {
-				return jetsource.Ack{}, s.busy(refusals+1, err)
+				return fail(s.busy(refusals+1, err))
 			}
-			return s.conflict(ctx, e, c, cur, known, err)
+			return s.conflict(ctx, e, c, cur, known, unanswered, err)
 		}
 		if perr := pause(ctx, refusals); perr != nil {
-			return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, mapErr(s.js, perr))
+			return fail(fmt.Errorf("jetstore: append %s: %w", e.Subject, mapErr(s.js, perr)))
 		}
 		refusals++
 		s.stats.retries.Add(1)
@@ -450,12 +477,28 @@ func (s *Store) checkSize(msg *nats.Msg, e jetsource.Event) error {
 	return nil
 }
 
-// conflict builds the conflict error, unless the last matching event is
-// this very event (a retry of an append that succeeded), in which case the
-// append is a duplicate.
-func (s *Store) conflict(ctx context.Context, e jetsource.Event, c jetsource.Condition, cur uint64, known bool, cause error) (jetsource.Ack, error) {
-	if known {
-		if ack, ok := s.retried(ctx, e, cur); ok {
+// conflict builds the conflict error, unless the event is stored: after
+// an unanswered attempt of this call (own), looked up by id and then this
+// call's; otherwise when the last matching event is this very event (a
+// retry of an earlier call that succeeded), a duplicate.
+func (s *Store) conflict(ctx context.Context, e jetsource.Event, c jetsource.Condition, cur uint64, known, own bool, cause error) (jetsource.Ack, error) {
+	if own {
+		lctx, cancel := lookupContext(ctx)
+		seq, found, err := s.lookupID(lctx, e.Subject.String(), e.ID)
+		cancel()
+		switch {
+		case err != nil:
+			return jetsource.Ack{}, &jetsource.UnknownOutcomeError{IDs: []string{e.ID}, Err: fmt.Errorf("%w (and the lookup failed: %v)", c.Conflict(cur, cause), err)}
+		case found:
+			if err := s.reused(ctx, e, seq); err != nil {
+				return jetsource.Ack{}, err
+			}
+			return jetsource.Ack{Stream: s.stream, Sequence: seq}, nil
+		}
+	} else if known {
+		if ack, ok, err := s.retried(ctx, e, cur); err != nil {
+			return jetsource.Ack{}, err
+		} else if ok {
 			return ack, nil
 		}
 	}
@@ -465,16 +508,21 @@ func (s *Store) conflict(ctx context.Context, e jetsource.Event, c jetsource.Con
 	return jetsource.Ack{}, ce
 }
 
-// retried reports whether the event at sequence seq is e itself.
-func (s *Store) retried(ctx context.Context, e jetsource.Event, seq uint64) (jetsource.Ack, bool) {
+// retried reports whether the event at sequence seq has e's id, stored by
+// an earlier call: a duplicate, or [jetsource.ErrIDReused] when its
+// content differs.
+func (s *Store) retried(ctx context.Context, e jetsource.Event, seq uint64) (jetsource.Ack, bool, error) {
 	if seq == 0 {
-		return jetsource.Ack{}, false
+		return jetsource.Ack{}, false, nil
 	}
 	m, err := s.getMsg(ctx, seq)
 	if err != nil || m.Header.Get(jetsource.HeaderMsgID) != e.ID {
-		return jetsource.Ack{}, false
+		return jetsource.Ack{}, false, nil
 	}
-	return jetsource.Ack{Stream: s.stream, Sequence: seq, Duplicate: true}, true
+	if err := s.reused(ctx, e, seq); err != nil {
+		return jetsource.Ack{}, false, err
+	}
+	return jetsource.Ack{Stream: s.stream, Sequence: seq, Duplicate: true}, true, nil
 }
 
 // LastSequence implements [jetsource.Store.LastSequence].
