@@ -441,6 +441,9 @@ func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg) (uint64, err
 		switch {
 		case i == n-1:
 			resp, err := nc.RequestMsgWithContext(ctx, m)
+			if err == nil && s.loseAck != nil && s.loseAck() {
+				return 0, fmt.Errorf("test: answer lost: %w", context.DeadlineExceeded)
+			}
 			if err != nil {
 				return 0, denied(nc, err, before, m.Subject)
 			}

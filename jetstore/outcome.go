@@ -250,8 +250,12 @@ func (s *Store) batchOutcome(ctx context.Context, events []jetsource.Event, own 
 // unknownBatch is the error of a batch whose outcome cannot be told.
 func (s *Store) unknownBatch(events []jetsource.Event, err error) error {
 	ids := make([]string, len(events))
+	tx := events[0].TransactionID
 	for i, e := range events {
 		ids[i] = e.ID
+		if e.TransactionID != tx {
+			tx = "" // a coalesced batch of several transactions
+		}
 	}
-	return &jetsource.UnknownOutcomeError{IDs: ids, TransactionID: events[0].TransactionID, Err: err}
+	return &jetsource.UnknownOutcomeError{IDs: ids, TransactionID: tx, Err: err}
 }

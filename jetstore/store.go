@@ -54,6 +54,10 @@ type Store struct {
 	// beforePublish, when set (by tests only), runs before each publish
 	// of a conditioned append or batch, after its reads.
 	beforePublish func()
+	// loseAck, when set (by tests only), is asked after each answered
+	// publish or batch commit: true drops the answer, as a connection
+	// lost after the server stored the message would.
+	loseAck func() bool
 }
 
 var _ jetsource.Store = (*Store)(nil)
@@ -311,6 +315,9 @@ func (s *Store) publishAttempt(ctx context.Context, msg *nats.Msg, attempt int, 
 	defer cancel()
 	before := s.js.Conn().LastError()
 	pa, err := s.js.PublishMsg(actx, msg, opts...)
+	if err == nil && s.loseAck != nil && s.loseAck() {
+		return jetsource.Ack{}, true, fmt.Errorf("test: answer lost: %w", context.DeadlineExceeded)
+	}
 	if err != nil {
 		return jetsource.Ack{}, actx.Err() != nil, denied(s.js.Conn(), err, before, msg.Subject)
 	}
