@@ -23,10 +23,24 @@ type Store interface {
 	// stored again: the acknowledgement of the original is returned with
 	// Duplicate set.
 	//
+	// An event whose id was stored before with other content (type,
+	// subject, content type or data) is refused with [ErrIDReused] (an
+	// [*IDReusedError] naming the stored sequence). A subject no append may
+	// write ([CheckSubject], and a backend's own rules) is refused with
+	// [ErrForbiddenSubject] before anything is sent.
+	//
+	// Every answer is true: an ack without Duplicate means this call
+	// stored the event (also when an earlier attempt of the call went
+	// unanswered); Duplicate means an earlier call did; an error means
+	// nothing was stored, except [ErrUnknownOutcome] (an
+	// [*UnknownOutcomeError]), which tells that the backend could not find
+	// out and names the id to look up.
+	//
 	// Errors: [ErrInvalidSubject], [ErrInvalidEvent], [ErrInvalidData],
 	// [ErrPayloadTooLarge], [ErrConflict] (a [*ConflictError]) when an
-	// expectation does not hold, [ErrStreamNotFound], [ErrPermissionDenied],
-	// [ErrUnavailable], [ErrInvalidOption].
+	// expectation does not hold, [ErrForbiddenSubject], [ErrIDReused],
+	// [ErrStorageFull], [ErrUnknownOutcome], [ErrStreamNotFound],
+	// [ErrPermissionDenied], [ErrUnavailable], [ErrInvalidOption].
 	Append(ctx context.Context, e Event, opts ...AppendOption) (Ack, error)
 
 	// AppendBatch stores several events as one transaction: all of them or
@@ -34,7 +48,8 @@ type Store interface {
 	// others. Every event carries the same transaction id (the given
 	// one, or a new one). The acks are in the order of the events. A batch
 	// whose every event id was stored before is a duplicate: the original
-	// acks are returned with Duplicate set.
+	// acks are returned with Duplicate set (or [ErrIDReused] when an
+	// event's content differs); the same answers as Append.
 	//
 	// Conditions ([ExpectLast], [ExpectNoneAfter]) hold for the whole
 	// batch, checked against the state before it; [ExpectSequence] is

@@ -97,6 +97,7 @@ func Run(t *testing.T, f Features, newStore NewStore) {
 		{"BatchBadInputWritesNothing", (*suite).batchBadInput},
 		{"ReadersNeverSeeHalfABatch", (*suite).batchIsolation},
 		{"SystemSubjectsAreRefused", (*suite).systemSubjects},
+		{"ReusedIDWithOtherContentIsRefused", (*suite).reusedID},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -963,4 +964,52 @@ func (s *suite) count(t *testing.T, ctx context.Context, st jetsource.Store) int
 		n++
 	}
 	return n
+}
+
+// reusedID: an id stored before with other content (type, subject, content
+// type, data) is refused with ErrIDReused naming the stored sequence,
+// instead of being answered "duplicate" while the new content is dropped
+// (issue 9); the same content stays a duplicate.
+func (s *suite) reusedID(t *testing.T, ctx context.Context, st jetsource.Store) {
+	e := s.event(t, "A.added", `{"name":"Ann"}`)
+	e.ID = s.f.Root + "-reused"
+	first, err := st.Append(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := st.Append(ctx, e); err != nil || !ack.Duplicate || ack.Sequence != first.Sequence {
+		t.Errorf("contract: the same id with the same content is a duplicate of sequence %d; got %+v, %v", first.Sequence, ack, err)
+	}
+	changes := map[string]func(*jetsource.Event){
+		"data":            func(e *jetsource.Event) { e.Data = []byte(`{"name":"Bob"}`) },
+		"type":            func(e *jetsource.Event) { e.Type = "other.type" },
+		"subject":         func(e *jetsource.Event) { e.Subject = subjects.MustParse(s.f.Root + ".A.renamed") },
+		"datacontenttype": func(e *jetsource.Event) { e.DataContentType = "text/plain" },
+	}
+	for what, change := range changes {
+		other := e.Clone()
+		change(&other)
+		_, err := st.Append(ctx, other)
+		var re *jetsource.IDReusedError
+		if !errors.As(err, &re) || !errors.Is(err, jetsource.ErrIDReused) || re.Sequence != first.Sequence || re.ID != e.ID {
+			t.Errorf("contract: the id of sequence %d with another %s fails with an IDReusedError naming it; got %v", first.Sequence, what, err)
+		}
+		// Also when a stale expectation makes it look like a retry.
+		if _, err := st.Append(ctx, other, jetsource.ExpectSequence(0)); !errors.Is(err, jetsource.ErrIDReused) {
+			t.Errorf("contract: the reused id of sequence %d with another %s and a stale expectation fails with ErrIDReused; got %v", first.Sequence, what, err)
+		}
+	}
+	// A whole batch again, one event changed.
+	b := []jetsource.Event{s.event(t, "B.added", `{}`), s.event(t, "B.renamed", `{"n":1}`)}
+	b[0].ID, b[1].ID = s.f.Root+"-b0", s.f.Root+"-b1"
+	if _, err := st.AppendBatch(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	b[1].Data = []byte(`{"n":2}`)
+	if _, err := st.AppendBatch(ctx, b); !errors.Is(err, jetsource.ErrIDReused) {
+		t.Errorf("contract: a stored batch sent again with changed content fails with ErrIDReused; got %v", err)
+	}
+	if n := s.count(t, ctx, st); n != 3 {
+		t.Errorf("contract: refused reuses write nothing; %d events, want 3", n)
+	}
 }

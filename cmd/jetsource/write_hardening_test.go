@@ -49,3 +49,31 @@ func TestWriteCommandsRefuseForbiddenSubjects(t *testing.T) {
 		t.Fatalf("%d events stored, want 1", n)
 	}
 }
+
+// Issue 9, point 6: "append --id X" with content different from the stored
+// X answered exit 0 "duplicate" and dropped the new content. It is a
+// conflict (exit 3) naming the stored sequence; the same content stays a
+// duplicate (exit 0).
+func TestAppendReusedID(t *testing.T) {
+	ctx := context.Background()
+	srv := importServer(t)
+	if code, out, errOut := run(t, ctx, "", "append", "users.A.added", `{"name":"Ann"}`, "--id", "X", srv); code != 0 || strings.TrimSpace(out) != "1" {
+		t.Fatalf("first: code %d, out %q, stderr %q", code, out, errOut)
+	}
+	code, out, errOut := run(t, ctx, "", "append", "users.A.added", `{"name":"Ann"}`, "--id", "X", srv)
+	if code != 0 || strings.TrimSpace(out) != "1" || !strings.Contains(errOut, "duplicate") {
+		t.Fatalf("same content: code %d, out %q, stderr %q; want 0, the original sequence and duplicate", code, out, errOut)
+	}
+	code, out, errOut = run(t, ctx, "", "append", "users.A.added", `{"name":"Bob"}`, "--id", "X", srv)
+	if code != exitConflict || strings.TrimSpace(out) != "1" || !strings.Contains(errOut, "sequence 1") || !strings.Contains(errOut, "data") {
+		t.Fatalf("other content: code %d, out %q, stderr %q; want %d naming sequence 1 and the data", code, out, errOut, exitConflict)
+	}
+	batch := batchLine("users.B.added", "Y") + "\n" + `{"specversion":"1.0","id":"X","source":"/test","type":"t","subject":"users.A.added","data":{"name":"Carl"}}` + "\n"
+	code, _, errOut = run(t, ctx, batch, "append", "--batch", "-", srv)
+	if code == 0 {
+		t.Fatalf("a batch reusing X: code 0, stderr %q", errOut)
+	}
+	if n := stored(t, srv); n != 1 {
+		t.Fatalf("%d events stored, want 1", n)
+	}
+}
