@@ -125,7 +125,7 @@ func (s *MemoryStore) Append(ctx context.Context, e Event, opts ...AppendOption)
 		if last := s.lastLocked(c.Filter); !c.Holds(last) {
 			// A retry of an append that did succeed: the last event is ours.
 			if last > 0 && s.events[last-1].ID == e.ID {
-				if err := s.reusedLocked(e, last); err != nil {
+				if err := s.reusedLocked(e, last, o.StoredWins); err != nil {
 					return Ack{}, err
 				}
 				return Ack{Stream: s.name, Sequence: last, Duplicate: true}, nil
@@ -134,7 +134,7 @@ func (s *MemoryStore) Append(ctx context.Context, e Event, opts ...AppendOption)
 		}
 	}
 	if acks, ok := s.duplicatesLocked([]Event{e}); ok {
-		if err := s.reusedLocked(e, acks[0].Sequence); err != nil {
+		if err := s.reusedLocked(e, acks[0].Sequence, o.StoredWins); err != nil {
 			return Ack{}, err
 		}
 		return acks[0], nil
@@ -159,7 +159,7 @@ func (s *MemoryStore) AppendBatch(ctx context.Context, events []Event, opts ...A
 	defer s.mu.Unlock()
 	if acks, ok := s.duplicatesLocked(events); ok {
 		for i, e := range events {
-			if err := s.reusedLocked(e, acks[i].Sequence); err != nil {
+			if err := s.reusedLocked(e, acks[i].Sequence, o.StoredWins); err != nil {
 				return nil, fmt.Errorf("event %d: %w", i, err)
 			}
 		}
@@ -193,9 +193,9 @@ func (s *MemoryStore) prepare(e Event) (Event, error) {
 }
 
 // reusedLocked returns an [*IDReusedError] when the event stored at seq
-// (with e's id) has other content than e.
-func (s *MemoryStore) reusedLocked(e Event, seq uint64) error {
-	if d := ContentDiffers(e, s.events[seq-1]); d != nil {
+// (with e's id) has other content than e, unless storedWins.
+func (s *MemoryStore) reusedLocked(e Event, seq uint64, storedWins bool) error {
+	if d := ContentDiffers(e, s.events[seq-1]); d != nil && !storedWins {
 		return &IDReusedError{ID: e.ID, Stream: s.name, Sequence: seq, Differs: d}
 	}
 	return nil

@@ -161,6 +161,9 @@ type AppendOptions struct {
 	Conditions []Condition
 	// TransactionID sets the transaction id of a batch.
 	TransactionID string
+	// StoredWins answers an event id stored before with other content as
+	// a duplicate of the stored event ([StoredWins]).
+	StoredWins bool
 }
 
 // Condition is a precondition of an append on the events matching Filter.
@@ -248,6 +251,20 @@ func WithTransactionID(id string) AppendOption {
 			return fmt.Errorf("%w: transaction id %q", ErrInvalidOption, id)
 		}
 		o.TransactionID = id
+		return nil
+	}
+}
+
+// StoredWins makes an event id stored before (within the duplicate
+// window) a duplicate whatever its stored content: the append answers the
+// stored event's ack with Duplicate set instead of [ErrIDReused]. It is for
+// callers whose ids name an intent rather than content, where a retry may
+// decide different content and the first one stored must win: the events
+// of a command (ids derived from the command id), an invalidation of a
+// transaction.
+func StoredWins() AppendOption {
+	return func(o *AppendOptions) error {
+		o.StoredWins = true
 		return nil
 	}
 }

@@ -45,8 +45,9 @@ const (
 //
 // Conditions that fit on no event (more conditions than events, such as a
 // one-event append with [jetsource.ExpectNoneAfter] on two filters) each
-// travel on a guard message of their own, placed before the events in the
-// same atomic batch: a message on the stream's
+// travel on a guard message of their own, placed after the events in the
+// same atomic batch (before them when the condition's filter is literally
+// a subject the batch writes): a message on the stream's
 // [jetsource.GuardSubject] (_jetsource.guard.<stream>) with no data and
 // the header [jetsource.HeaderGuard] (about 200 bytes), which stays in the
 // stream, or expires after a second when the stream allows per-message
@@ -85,7 +86,7 @@ func (s *Store) AppendBatch(ctx context.Context, events []jetsource.Event, opts 
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := withDefaultTimeout(ctx, s.timeout)
+	ctx, cancel := withDefaultTimeout(callContext(ctx, o), s.timeout)
 	defer cancel()
 	return s.appendBatch(ctx, events, o.Conditions)
 }
@@ -160,15 +161,24 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 			}
 		}
 		slots, over := placeConditions(events, exact)
-		var guards []*nats.Msg
+		var before, after []*nats.Msg // guard messages
 		if over && s.guarded() {
 			// Each condition that fits on no event travels on a guard
-			// message of its own, before the events in the same batch.
+			// message of its own in the same batch: after the events, so
+			// that they take the sequences a batch without guards would,
+			// unless its filter is a subject the batch writes (the server
+			// refuses an expectation on a subject written earlier in the
+			// batch).
 			for i, c := range exact {
 				if slots[i] >= 0 {
 					continue
 				}
-				guards = append(guards, s.guardMsg(events[0], c))
+				g := s.guardMsg(events[0], c)
+				if writes(events, c) {
+					before = append(before, g)
+				} else {
+					after = append(after, g)
+				}
 			}
 			over = false
 		}
@@ -204,9 +214,8 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 			msgs[slots[i]].Header[hdrExpSubjSeq] = []string{strconv.FormatUint(c.Sequence, 10)}
 			msgs[slots[i]].Header[hdrExpSubj] = []string{c.Filter.String()}
 		}
-		if len(guards) > 0 {
-			guards[0].Header[hdrExpStream] = []string{s.stream}
-			msgs = append(guards, msgs...)
+		if len(before)+len(after) > 0 {
+			msgs = append(append(before, msgs...), after...)
 		}
 		if len(conds) > 0 && s.beforePublish != nil {
 			s.beforePublish()
@@ -217,8 +226,8 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 		timedOut := actx.Err() != nil
 		cancel()
 		if err == nil {
-			// The events follow the guards.
-			first += uint64(len(guards))
+			// The events follow the guards that go first.
+			first += uint64(len(before))
 			acks := make([]jetsource.Ack, len(events))
 			for i := range events {
 				acks[i] = jetsource.Ack{Stream: s.stream, Sequence: first + uint64(i)}
@@ -283,6 +292,20 @@ func (s *Store) guarded() bool {
 	return s.guardSubject && s.replicas == 1
 }
 
+// writes reports whether condition c's filter is literally the subject of
+// one of the events.
+func writes(events []jetsource.Event, c jetsource.Condition) bool {
+	if !c.Filter.IsLiteral() {
+		return false
+	}
+	for _, e := range events {
+		if e.Subject.String() == c.Filter.String() {
+			return true
+		}
+	}
+	return false
+}
+
 // guardLifetime is how long a guard message stays in a stream that allows
 // per-message TTLs: the least TTL the server accepts. Its work is done
 // once its batch is committed or refused.
@@ -299,6 +322,7 @@ func (s *Store) guardMsg(e jetsource.Event, c jetsource.Condition) *nats.Msg {
 	}
 	m := nats.NewMsg(jetsource.GuardSubject(s.stream))
 	m.Header[jetsource.HeaderGuard] = []string{tag}
+	m.Header[hdrExpStream] = []string{s.stream}
 	s.capMu.RLock()
 	if s.guardTTL {
 		m.Header[jetstream.MsgTTLHeader] = []string{guardLifetime}

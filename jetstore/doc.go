@@ -38,14 +38,15 @@
 // groups.g.>, as a command adding a user to a group reads) has one
 // condition too many. Outside [WithStrict], on a single-replica stream,
 // the extra condition travels on a guard message of its own in the same
-// atomic batch, before the event: a message on
+// atomic batch, after the events (before them when the condition's filter
+// is literally a subject the batch writes): a message on
 // [jetsource.GuardSubject] (_jetsource.guard.<stream>, which [Provision]
 // adds to the stream's subjects) with no data, the header
 // [jetsource.HeaderGuard] (the transaction or event id) and the condition.
 // The server checks it with the event's, atomically; so the condition
 // fails only because of events matching its filter, never because other
-// aggregates were written. A guard takes a stream sequence (the event's
-// ack names the event's), stays in the stream unless the stream allows
+// aggregates were written. A guard takes a stream sequence (the acks name
+// the events'), stays in the stream unless the stream allows
 // per-message TTLs (then it expires after a second), and is not an event:
 // readers of a whole stream skip subjects under _jetsource
 // ([jetsource.InternalSubject]), and no append may write there. On a

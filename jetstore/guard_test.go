@@ -145,14 +145,14 @@ func TestGuardMessages(t *testing.T) {
 		}
 		return ack.Sequence
 	}
-	if seq := twoFilters(st, 0); seq != 2 {
-		t.Fatalf("the event is at %d, want 2 (after its guard)", seq)
+	if seq := twoFilters(st, 0); seq != 1 {
+		t.Fatalf("the event is at %d, want 1 (before its guard)", seq)
 	}
 	stream, err := js.Stream(ctx, cfg.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := stream.GetMsg(ctx, 1)
+	m, err := stream.GetMsg(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestGuardMessages(t *testing.T) {
 	}
 	seq := twoFilters(st, 2)
 	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
-		if _, err := stream.GetMsg(ctx, seq-1); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if _, err := stream.GetMsg(ctx, seq+1); !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return fmt.Errorf("the guard message is still there: %v", err)
 		}
 		return nil
@@ -184,5 +184,35 @@ func TestGuardMessages(t *testing.T) {
 		if _, err := stream.GetMsg(ctx, seq); err != nil {
 			t.Fatalf("message %d: %v", seq, err)
 		}
+	}
+}
+
+// A guard whose filter is literally a subject the batch writes goes before
+// the events (the server refuses an expectation on a subject written
+// earlier in the batch), and still guards.
+func TestGuardOnWrittenSubject(t *testing.T) {
+	srv := embeddedtest.Run(t)
+	_, js := newJetStream(t, srv)
+	st := provision(t, js, jetstore.StreamConfig{Name: "LITERAL", Subjects: []string{"users.>", "groups.>"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	joined := subjects.MustParseFilter("groups.g.joined")
+	// Two conditions on the subject the event writes: one rides on the
+	// event, the other on a guard before it.
+	opts := func(last uint64) []jetsource.AppendOption {
+		return []jetsource.AppendOption{jetsource.ExpectNoneAfter(last, joined), jetsource.ExpectLast(joined, last)}
+	}
+	ack, err := st.Append(ctx, event("groups.g.joined", `{}`), opts(0)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack.Sequence != 2 {
+		t.Fatalf("the event is at %d, want 2 (after its guard)", ack.Sequence)
+	}
+	if _, err := st.Append(ctx, event("groups.g.joined", `{}`), opts(0)...); !errors.Is(err, jetsource.ErrConflict) {
+		t.Fatalf("a stale literal condition on a guard: got %v, want ErrConflict", err)
+	}
+	if _, err := st.Append(ctx, event("groups.g.joined", `{}`), opts(ack.Sequence)...); err != nil {
+		t.Fatalf("a current literal condition on a guard: %v", err)
 	}
 }

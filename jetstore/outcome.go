@@ -134,6 +134,9 @@ func (s *Store) outcome(ctx context.Context, e jetsource.Event, failure error) (
 // with e's id has other content than e; nil when it has e's content, or
 // when it cannot be read (it is then taken for e).
 func (s *Store) reused(ctx context.Context, e jetsource.Event, seq uint64) error {
+	if ctx.Value(storedWinsKey{}) != nil {
+		return nil
+	}
 	m, err := s.getMsg(ctx, seq)
 	if err != nil {
 		s.logger.Debug("cannot read the stored event to compare its content", "id", e.ID, "sequence", seq, "err", err)
@@ -147,6 +150,19 @@ func (s *Store) reused(ctx context.Context, e jetsource.Event, seq uint64) error
 		return &jetsource.IDReusedError{ID: e.ID, Stream: s.stream, Sequence: seq, Differs: d}
 	}
 	return nil
+}
+
+// storedWinsKey marks the context of an append made with
+// [jetsource.StoredWins]: its duplicates are not compared.
+type storedWinsKey struct{}
+
+// callContext is the context of an append's requests, marked with its
+// options as the comparison of duplicates needs them.
+func callContext(ctx context.Context, o jetsource.AppendOptions) context.Context {
+	if o.StoredWins {
+		return context.WithValue(ctx, storedWinsKey{}, true)
+	}
+	return ctx
 }
 
 // batchState is what the stream holds of a batch's event ids.

@@ -233,7 +233,7 @@ func (s *Store) Append(ctx context.Context, e jetsource.Event, opts ...jetsource
 	if err != nil {
 		return jetsource.Ack{}, err
 	}
-	ctx, cancel := withDefaultTimeout(ctx, s.timeout)
+	ctx, cancel := withDefaultTimeout(callContext(ctx, o), s.timeout)
 	defer cancel()
 	if err := s.CheckSubject(ctx, e.Subject); err != nil {
 		return jetsource.Ack{}, err

@@ -994,6 +994,10 @@ func (s *suite) reusedID(t *testing.T, ctx context.Context, st jetsource.Store) 
 		if !errors.As(err, &re) || !errors.Is(err, jetsource.ErrIDReused) || re.Sequence != first.Sequence || re.ID != e.ID {
 			t.Errorf("contract: the id of sequence %d with another %s fails with an IDReusedError naming it; got %v", first.Sequence, what, err)
 		}
+		// With StoredWins the stored event wins: a duplicate.
+		if ack, err := st.Append(ctx, other, jetsource.StoredWins()); err != nil || !ack.Duplicate || ack.Sequence != first.Sequence {
+			t.Errorf("contract: with StoredWins the id of sequence %d with another %s is a duplicate of it; got %+v, %v", first.Sequence, what, ack, err)
+		}
 		// Also when a stale expectation makes it look like a retry.
 		if _, err := st.Append(ctx, other, jetsource.ExpectSequence(0)); !errors.Is(err, jetsource.ErrIDReused) {
 			t.Errorf("contract: the reused id of sequence %d with another %s and a stale expectation fails with ErrIDReused; got %v", first.Sequence, what, err)
