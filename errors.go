@@ -1,6 +1,7 @@
 package jetsource
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -176,4 +177,53 @@ func (e *UnknownOutcomeError) Unwrap() []error {
 		return []error{ErrUnknownOutcome, e.Err}
 	}
 	return []error{ErrUnknownOutcome}
+}
+
+// ErrIDReused is returned by an append whose event id was stored before
+// (within the de-duplication window) with different content: the server
+// would drop the new event as a duplicate, so the store refuses it instead
+// of answering "duplicate". The error is an [*IDReusedError] naming the
+// stored sequence. An event with the same content stays a duplicate.
+var ErrIDReused = errors.New("jetsource: event id reused with different content")
+
+// IDReusedError tells that an event id was stored before with different
+// content (see [ErrIDReused]); nothing new was written.
+type IDReusedError struct {
+	// ID is the event id.
+	ID string
+	// Stream and Sequence locate the stored event of that id.
+	Stream   string
+	Sequence uint64
+	// Differs names the attributes that differ: type, subject,
+	// datacontenttype, data.
+	Differs []string
+}
+
+// Error names the id, the stored sequence and what differs.
+func (e *IDReusedError) Error() string {
+	return fmt.Sprintf("jetsource: event id %q was already stored at sequence %d with a different %s; nothing written (use a new id for new content)", e.ID, e.Sequence, strings.Join(e.Differs, ", "))
+}
+
+// Unwrap returns [ErrIDReused].
+func (e *IDReusedError) Unwrap() error { return ErrIDReused }
+
+// ContentDiffers compares the content of an event being appended with the
+// stored event of the same id: type, subject, data content type and data.
+// It returns the names of the attributes that differ (nil: the same
+// content, a true duplicate).
+func ContentDiffers(appended, stored Event) []string {
+	var d []string
+	if appended.Type != stored.Type {
+		d = append(d, "type")
+	}
+	if appended.Subject != stored.Subject {
+		d = append(d, "subject")
+	}
+	if appended.DataContentType != stored.DataContentType {
+		d = append(d, "datacontenttype")
+	}
+	if !bytes.Equal(appended.Data, stored.Data) {
+		d = append(d, "data")
+	}
+	return d
 }

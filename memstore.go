@@ -125,12 +125,18 @@ func (s *MemoryStore) Append(ctx context.Context, e Event, opts ...AppendOption)
 		if last := s.lastLocked(c.Filter); !c.Holds(last) {
 			// A retry of an append that did succeed: the last event is ours.
 			if last > 0 && s.events[last-1].ID == e.ID {
+				if err := s.reusedLocked(e, last, o.StoredWins); err != nil {
+					return Ack{}, err
+				}
 				return Ack{Stream: s.name, Sequence: last, Duplicate: true}, nil
 			}
 			return Ack{}, c.Conflict(last, nil)
 		}
 	}
 	if acks, ok := s.duplicatesLocked([]Event{e}); ok {
+		if err := s.reusedLocked(e, acks[0].Sequence, o.StoredWins); err != nil {
+			return Ack{}, err
+		}
 		return acks[0], nil
 	}
 	return s.storeLocked([]Event{e})[0], nil
@@ -152,6 +158,11 @@ func (s *MemoryStore) AppendBatch(ctx context.Context, events []Event, opts ...A
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if acks, ok := s.duplicatesLocked(events); ok {
+		for i, e := range events {
+			if err := s.reusedLocked(e, acks[i].Sequence, o.StoredWins); err != nil {
+				return nil, fmt.Errorf("event %d: %w", i, err)
+			}
+		}
 		return acks, nil
 	}
 	for _, e := range events {
@@ -168,6 +179,9 @@ func (s *MemoryStore) AppendBatch(ctx context.Context, events []Event, opts ...A
 }
 
 func (s *MemoryStore) prepare(e Event) (Event, error) {
+	if err := CheckSubject(e.Subject); err != nil {
+		return e, err
+	}
 	e, err := Prepare(e.Clone(), s.source, s.now())
 	if err != nil {
 		return e, err
@@ -176,6 +190,15 @@ func (s *MemoryStore) prepare(e Event) (Event, error) {
 		return e, fmt.Errorf("%w: event on %s is %d bytes, the maximum is %d", ErrPayloadTooLarge, e.Subject, size, s.maxPayload)
 	}
 	return e, nil
+}
+
+// reusedLocked returns an [*IDReusedError] when the event stored at seq
+// (with e's id) has other content than e, unless storedWins.
+func (s *MemoryStore) reusedLocked(e Event, seq uint64, storedWins bool) error {
+	if d := ContentDiffers(e, s.events[seq-1]); d != nil && !storedWins {
+		return &IDReusedError{ID: e.ID, Stream: s.name, Sequence: seq, Differs: d}
+	}
+	return nil
 }
 
 // duplicatesLocked returns the original acks when every event id was

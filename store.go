@@ -23,10 +23,24 @@ type Store interface {
 	// stored again: the acknowledgement of the original is returned with
 	// Duplicate set.
 	//
+	// An event whose id was stored before with other content (type,
+	// subject, content type or data) is refused with [ErrIDReused] (an
+	// [*IDReusedError] naming the stored sequence). A subject no append may
+	// write ([CheckSubject], and a backend's own rules) is refused with
+	// [ErrForbiddenSubject] before anything is sent.
+	//
+	// Every answer is true: an ack without Duplicate means this call
+	// stored the event (also when an earlier attempt of the call went
+	// unanswered); Duplicate means an earlier call did; an error means
+	// nothing was stored, except [ErrUnknownOutcome] (an
+	// [*UnknownOutcomeError]), which tells that the backend could not find
+	// out and names the id to look up.
+	//
 	// Errors: [ErrInvalidSubject], [ErrInvalidEvent], [ErrInvalidData],
 	// [ErrPayloadTooLarge], [ErrConflict] (a [*ConflictError]) when an
-	// expectation does not hold, [ErrStreamNotFound], [ErrPermissionDenied],
-	// [ErrUnavailable], [ErrInvalidOption].
+	// expectation does not hold, [ErrForbiddenSubject], [ErrIDReused],
+	// [ErrStorageFull], [ErrUnknownOutcome], [ErrStreamNotFound],
+	// [ErrPermissionDenied], [ErrUnavailable], [ErrInvalidOption].
 	Append(ctx context.Context, e Event, opts ...AppendOption) (Ack, error)
 
 	// AppendBatch stores several events as one transaction: all of them or
@@ -34,7 +48,8 @@ type Store interface {
 	// others. Every event carries the same transaction id (the given
 	// one, or a new one). The acks are in the order of the events. A batch
 	// whose every event id was stored before is a duplicate: the original
-	// acks are returned with Duplicate set.
+	// acks are returned with Duplicate set (or [ErrIDReused] when an
+	// event's content differs); the same answers as Append.
 	//
 	// Conditions ([ExpectLast], [ExpectNoneAfter]) hold for the whole
 	// batch, checked against the state before it; [ExpectSequence] is
@@ -146,6 +161,9 @@ type AppendOptions struct {
 	Conditions []Condition
 	// TransactionID sets the transaction id of a batch.
 	TransactionID string
+	// StoredWins answers an event id stored before with other content as
+	// a duplicate of the stored event ([StoredWins]).
+	StoredWins bool
 }
 
 // Condition is a precondition of an append on the events matching Filter.
@@ -237,6 +255,20 @@ func WithTransactionID(id string) AppendOption {
 	}
 }
 
+// StoredWins makes an event id stored before (within the duplicate
+// window) a duplicate whatever its stored content: the append answers the
+// stored event's ack with Duplicate set instead of [ErrIDReused]. It is for
+// callers whose ids name an intent rather than content, where a retry may
+// decide different content and the first one stored must win: the events
+// of a command (ids derived from the command id), an invalidation of a
+// transaction.
+func StoredWins() AppendOption {
+	return func(o *AppendOptions) error {
+		o.StoredWins = true
+		return nil
+	}
+}
+
 // ExpectSequence makes the append conditional: it succeeds only if the last
 // event of the event's aggregate (the subjects under the canonical filter
 // aggregate.>) is at sequence seq, with 0 meaning the aggregate has no
@@ -305,4 +337,49 @@ func PrepareBatch(events []Event, o AppendOptions, prepare func(Event) (Event, e
 		out[i] = p
 	}
 	return out, nil
+}
+
+// GuardSubject returns the subject of the internal guard messages a
+// JetStream store writes on stream in the same atomic batch as an
+// append's events, to carry conditions that fit on no event (see
+// jetstore's AppendBatch): _jetsource.guard.<stream>. A guard message is
+// not an event: it has no CloudEvents headers and no data, only
+// [HeaderGuard] and the expectation it carries. Readers that read a whole
+// stream must skip messages on it, as on every subject under _jetsource
+// ([InternalSubject]).
+func GuardSubject(stream string) string { return internalRoot + ".guard." + stream }
+
+// HeaderGuard marks a guard message (see [GuardSubject]); its value is
+// the transaction id of the batch it guards.
+const HeaderGuard = "Jetsource-Guard"
+
+// InternalSubject reports whether subject belongs to jetsource itself
+// (_jetsource.>, where [GuardSubject]s are): messages on it are not
+// events, readers skip them and no append may write there.
+func InternalSubject(subject string) bool {
+	return subject == internalRoot || strings.HasPrefix(subject, internalRoot+".")
+}
+
+const internalRoot = "_jetsource"
+
+// SystemSubject reports whether subject belongs to the NATS server or to
+// jetsource itself: the JetStream API and its advisories ($JS.>), key-value
+// buckets ($KV.>), object stores ($O.>), system events ($SYS.>), any other
+// subject beginning with '$', reply inboxes (_INBOX), and jetsource's
+// internal subjects ([InternalSubject]). No jetsource write path ever
+// publishes an event on one.
+func SystemSubject(subject string) bool {
+	return strings.HasPrefix(subject, "$") || strings.HasPrefix(subject, "_INBOX") || InternalSubject(subject)
+}
+
+// CheckSubject returns an error matching [ErrForbiddenSubject] for a
+// subject no append may write ([SystemSubject]), nil otherwise. Stores
+// call it before they send anything; a backend adds its own rules (the
+// subjects its stream captures, the command bus prefix).
+func CheckSubject(subject subjects.Subject) error {
+	s := subject.String()
+	if SystemSubject(s) {
+		return fmt.Errorf("%w: subject %q is a system subject: jetsource never writes $JS.>, $KV.>, $O.>, $SYS.> (any subject starting with $), _INBOX.> or %s.>", ErrForbiddenSubject, s, internalRoot)
+	}
+	return nil
 }

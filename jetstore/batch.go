@@ -41,13 +41,35 @@ const (
 // Each condition is carried by one message of the batch as an expected
 // last subject sequence on the condition's filter (a literal filter on a
 // message no later than the first one written to it, since the server
-// refuses an expectation on a subject the batch already wrote). Conditions
-// that fit on no message (more conditions than events) are checked by
-// reading the filter from the stream leader after reading the stream's
-// last sequence L, and the first message then expects L: the batch is
-// stored only if nothing at all was stored since. In strict mode
-// ([WithStrict]) the first message always expects the stream's last
+// refuses an expectation on a subject the batch already wrote).
+//
+// Conditions that fit on no event (more conditions than events, such as a
+// one-event append with [jetsource.ExpectNoneAfter] on two filters) each
+// travel on a guard message of their own, placed after the events in the
+// same atomic batch (before them when the condition's filter is literally
+// a subject the batch writes): a message on the stream's
+// [jetsource.GuardSubject] (_jetsource.guard.<stream>) with no data and
+// the header [jetsource.HeaderGuard] (about 200 bytes), which stays in the
+// stream, or expires after a second when the stream allows per-message
+// TTLs (AllowMsgTTL; [Provision] leaves it off, since readers such as the
+// state package take it as a sign that events may expire). The
+// server checks its condition with the others, atomically, so a condition
+// fails only because of events matching its filter, never because of
+// unrelated writes. Guard messages are used outside strict mode on
+// single-replica streams whose configuration captures the guard subject
+// ([Provision] adds it); readers of a whole
+// stream skip them ([jetsource.InternalSubject]). Elsewhere such
+// conditions are checked by reading the filter from the stream leader
+// after reading the stream's last sequence L, and the first message then
+// expects L: the batch is stored only if nothing at all was stored since
+// (on a replicated stream this keeps wildcard conditions race-free, at the
+// price of retries while unrelated appends move the stream). In strict
+// mode ([WithStrict]) the first message always expects the stream's last
 // sequence.
+//
+// Every event's subject is checked first ([Store.CheckSubject]): a
+// forbidden one refuses the batch with [jetsource.ErrForbiddenSubject]
+// before anything is sent.
 //
 // Errors: those of [jetsource.Store.AppendBatch], and in strict mode
 // [ErrStreamBusy] (matching [jetsource.ErrUnavailable]) when the stream
@@ -64,7 +86,7 @@ func (s *Store) AppendBatch(ctx context.Context, events []jetsource.Event, opts 
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := withDefaultTimeout(ctx, s.timeout)
+	ctx, cancel := withDefaultTimeout(callContext(ctx, o), s.timeout)
 	defer cancel()
 	return s.appendBatch(ctx, events, o.Conditions)
 }
@@ -97,6 +119,9 @@ func (s *Store) AppendPrepared(ctx context.Context, events []jetsource.Event, co
 // sequence. A batch refused while every condition still holds is
 // attempted again, as [Store.Append] does.
 func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds []jetsource.Condition) ([]jetsource.Ack, error) {
+	if err := s.checkEvents(ctx, events); err != nil {
+		return nil, err
+	}
 	if _, err := s.batchMsgs(events); err != nil {
 		return nil, err
 	}
@@ -106,6 +131,12 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 	retries := s.conditionRetries()
 	refusals, waits := 0, 0
 	unanswered := false // an earlier attempt may have stored the batch
+	fail := func(err error) ([]jetsource.Ack, error) {
+		if unanswered {
+			return s.batchOutcome(ctx, events, true, err)
+		}
+		return nil, err
+	}
 	for {
 		overflow := false
 		msgs, err := s.batchMsgs(events)
@@ -117,9 +148,9 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 			streamLast, e, err := s.resolve(ctx, conds)
 			if err != nil {
 				if errors.Is(err, jetsource.ErrConflict) {
-					return s.refused(ctx, events, err)
+					return s.refused(ctx, events, unanswered, err)
 				}
-				return nil, err
+				return fail(err)
 			}
 			exact = e
 			if s.strict {
@@ -130,6 +161,27 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 			}
 		}
 		slots, over := placeConditions(events, exact)
+		var before, after []*nats.Msg // guard messages
+		if over && s.guarded() {
+			// Each condition that fits on no event travels on a guard
+			// message of its own in the same batch: after the events, so
+			// that they take the sequences a batch without guards would,
+			// unless its filter is a subject the batch writes (the server
+			// refuses an expectation on a subject written earlier in the
+			// batch).
+			for i, c := range exact {
+				if slots[i] >= 0 {
+					continue
+				}
+				g := s.guardMsg(events[0], c)
+				if writes(events, c) {
+					before = append(before, g)
+				} else {
+					after = append(after, g)
+				}
+			}
+			over = false
+		}
 		if over {
 			// Conditions that fit on no message are checked here, after
 			// reading the stream's last sequence L from the leader; the
@@ -139,7 +191,7 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 			retries = max(retries, s.strictRetries)
 			streamLast, err := s.streamLast(ctx)
 			if err != nil {
-				return nil, err
+				return fail(err)
 			}
 			for i, c := range exact {
 				if slots[i] >= 0 {
@@ -147,10 +199,10 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 				}
 				last, err := s.leaderLast(ctx, c.Filter.String())
 				if err != nil {
-					return nil, err
+					return fail(err)
 				}
 				if !c.Holds(last) {
-					return s.refused(ctx, events, conds[i].Conflict(last, nil))
+					return s.refused(ctx, events, unanswered, conds[i].Conflict(last, nil))
 				}
 			}
 			msgs[0].Header[jetstream.ExpectedLastSeqHeader] = []string{strconv.FormatUint(streamLast, 10)}
@@ -162,6 +214,9 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 			msgs[slots[i]].Header[hdrExpSubjSeq] = []string{strconv.FormatUint(c.Sequence, 10)}
 			msgs[slots[i]].Header[hdrExpSubj] = []string{c.Filter.String()}
 		}
+		if len(before)+len(after) > 0 {
+			msgs = append(append(before, msgs...), after...)
+		}
 		if len(conds) > 0 && s.beforePublish != nil {
 			s.beforePublish()
 		}
@@ -171,6 +226,8 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 		timedOut := actx.Err() != nil
 		cancel()
 		if err == nil {
+			// The events follow the guards that go first.
+			first += uint64(len(before))
 			acks := make([]jetsource.Ack, len(events))
 			for i := range events {
 				acks[i] = jetsource.Ack{Stream: s.stream, Sequence: first + uint64(i)}
@@ -182,16 +239,16 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 			// stream's, not a filter's.
 			holds, ce := s.batchConflict(ctx, conds, cur, known && !s.strict && !overflow, err)
 			if !holds {
-				return s.refused(ctx, events, ce)
+				return s.refused(ctx, events, unanswered, ce)
 			}
 			if refusals >= retries {
 				if s.strict || overflow {
-					return nil, s.busy(refusals+1, err)
+					return fail(s.busy(refusals+1, err))
 				}
-				return s.refused(ctx, events, ce)
+				return s.refused(ctx, events, unanswered, ce)
 			}
 			if perr := pause(ctx, refusals); perr != nil {
-				return nil, fmt.Errorf("jetstore: append batch: %w", mapErr(s.js, perr))
+				return fail(fmt.Errorf("jetstore: append batch: %w", mapErr(s.js, perr)))
 			}
 			refusals++
 			s.stats.retries.Add(1)
@@ -199,13 +256,9 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 		}
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == codeBatchDuplicate {
-			if acks, ok := s.storedBatch(ctx, events); ok {
-				for i := range acks {
-					acks[i] = ownResend(acks[i], unanswered)
-				}
-				return acks, nil
-			}
-			return nil, fmt.Errorf("%w: the batch holds an event id stored before, but not as this whole batch; nothing written: %w", jetsource.ErrInvalidEvent, err)
+			// Stored before: by an unanswered attempt of this call, or by
+			// an earlier call; or only some of its ids.
+			return s.batchOutcome(ctx, events, unanswered, err)
 		}
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == codeBatchIncomplete {
 			// A message the stream never saw (its subject is not
@@ -216,21 +269,88 @@ func (s *Store) appendBatch(ctx context.Context, events []jetsource.Event, conds
 				}
 			}
 		}
-		unanswered = unanswered || timedOut
+		unanswered = unanswered || timedOut || mayBeStored(err)
 		again, failure := s.refusedPublish(ctx, err, msgs[len(msgs)-1].Subject, waits, timedOut)
 		if !again {
-			return nil, fmt.Errorf("jetstore: append batch: %w", failure)
+			return fail(fmt.Errorf("jetstore: append batch: %w", failure))
 		}
 		waits++
 		s.stats.retries.Add(1)
 	}
 }
 
-// refused reports the conflict ce of a batch, unless the batch is the
-// one stored before (a retry whose conditions its own events broke): then
-// its acks are returned as duplicates.
-func (s *Store) refused(ctx context.Context, events []jetsource.Event, ce error) ([]jetsource.Ack, error) {
-	if acks, ok := s.storedBatch(ctx, events); ok {
+// guarded reports whether conditions that fit on no event of a batch
+// travel on guard messages (see [Store.AppendBatch]): outside strict mode,
+// on a single-replica stream that captures its guard subject, as
+// [Provision] configures it.
+func (s *Store) guarded() bool {
+	if s.strict {
+		return false
+	}
+	s.capMu.RLock()
+	defer s.capMu.RUnlock()
+	return s.guardSubject && s.replicas == 1
+}
+
+// writes reports whether condition c's filter is literally the subject of
+// one of the events.
+func writes(events []jetsource.Event, c jetsource.Condition) bool {
+	if !c.Filter.IsLiteral() {
+		return false
+	}
+	for _, e := range events {
+		if e.Subject.String() == c.Filter.String() {
+			return true
+		}
+	}
+	return false
+}
+
+// guardLifetime is how long a guard message stays in a stream that allows
+// per-message TTLs: the least TTL the server accepts. Its work is done
+// once its batch is committed or refused.
+const guardLifetime = "1s"
+
+// guardMsg returns the guard message that carries condition c for a batch
+// whose first event is e: no data, the guard header naming the batch's
+// transaction (or the event id), c as an expected last subject sequence
+// on c's filter, and a TTL when the stream allows them.
+func (s *Store) guardMsg(e jetsource.Event, c jetsource.Condition) *nats.Msg {
+	tag := e.TransactionID
+	if tag == "" {
+		tag = e.ID
+	}
+	m := nats.NewMsg(jetsource.GuardSubject(s.stream))
+	m.Header[jetsource.HeaderGuard] = []string{tag}
+	m.Header[hdrExpStream] = []string{s.stream}
+	s.capMu.RLock()
+	if s.guardTTL {
+		m.Header[jetstream.MsgTTLHeader] = []string{guardLifetime}
+	}
+	s.capMu.RUnlock()
+	m.Header[hdrExpSubjSeq] = []string{strconv.FormatUint(c.Sequence, 10)}
+	m.Header[hdrExpSubj] = []string{c.Filter.String()}
+	return m
+}
+
+// refused reports the conflict ce of a batch, unless the batch is stored
+// (a retry whose conditions its own events broke): then its acks are
+// returned, as duplicates unless an unanswered attempt of this call (own)
+// stored it. When own and the lookup fails, the outcome is unknown.
+func (s *Store) refused(ctx context.Context, events []jetsource.Event, own bool, ce error) ([]jetsource.Ack, error) {
+	lctx, cancel := lookupContext(ctx)
+	defer cancel()
+	acks, state, err := s.findBatch(lctx, events)
+	switch {
+	case err != nil && own:
+		return nil, s.unknownBatch(events, fmt.Errorf("%w (and the lookup failed: %v)", ce, err))
+	case err == nil && state == batchWhole:
+		for i, e := range events {
+			if err := s.reused(lctx, e, acks[i].Sequence); err != nil {
+				return nil, err
+			}
+			acks[i].Duplicate = !own
+		}
 		return acks, nil
 	}
 	s.stats.conflicts.Add(1)
@@ -316,26 +436,6 @@ func (s *Store) batchConflict(ctx context.Context, conds []jetsource.Condition, 
 	return false, fmt.Errorf("%w: %w", jetsource.ErrConflict, cause)
 }
 
-// storedBatch returns the acks of a batch stored before (a retry): its
-// events stored contiguously, ending with the last event of its subject.
-func (s *Store) storedBatch(ctx context.Context, events []jetsource.Event) ([]jetsource.Ack, bool) {
-	last := events[len(events)-1]
-	seq, _, err := s.lastMsg(ctx, last.Subject.String())
-	if err != nil || seq < uint64(len(events)) {
-		return nil, false
-	}
-	first := seq - uint64(len(events)) + 1
-	acks := make([]jetsource.Ack, len(events))
-	for i, e := range events {
-		m, err := s.getMsg(ctx, first+uint64(i))
-		if err != nil || m.Header.Get(jetsource.HeaderMsgID) != e.ID {
-			return nil, false
-		}
-		acks[i] = jetsource.Ack{Stream: s.stream, Sequence: first + uint64(i), Duplicate: true}
-	}
-	return acks, true
-}
-
 // batchAck is the server's answer to a batch commit.
 type batchAck struct {
 	Stream   string              `json:"stream"`
@@ -365,6 +465,9 @@ func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg) (uint64, err
 		switch {
 		case i == n-1:
 			resp, err := nc.RequestMsgWithContext(ctx, m)
+			if err == nil && s.loseAck != nil && s.loseAck() {
+				return 0, fmt.Errorf("test: answer lost: %w", context.DeadlineExceeded)
+			}
 			if err != nil {
 				return 0, denied(nc, err, before, m.Subject)
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,6 +41,10 @@ type StreamConfig struct {
 	// AllowDelete lets operators delete single events. Off by default:
 	// events are facts.
 	AllowDelete bool `json:"allow_delete" yaml:"allow_delete"`
+	// ReservedPrefixes are subject prefixes the stream must not capture:
+	// the command bus's (nil: [DefaultReservedPrefixes]). See
+	// [WithReservedPrefixes].
+	ReservedPrefixes []string `json:"reserved_prefixes,omitempty" yaml:"reserved_prefixes,omitempty"`
 }
 
 func (c *StreamConfig) setDefaults() {
@@ -55,6 +61,10 @@ func (c *StreamConfig) setDefaults() {
 
 // Validate reports every problem of the configuration at once, each
 // matching [jetsource.ErrInvalidOption] or [jetsource.ErrInvalidSubject].
+// Stream subjects may not overlap system subjects
+// ([jetsource.SystemSubject]: $JS.>, $KV.>, _INBOX.>, …, jetsource's own
+// _jetsource.>) or the reserved prefixes (the command bus, cmd.> by
+// default); such an overlap also matches [jetsource.ErrForbiddenSubject].
 func (c StreamConfig) Validate() error {
 	c.setDefaults()
 	var errs []error
@@ -73,6 +83,14 @@ func (c StreamConfig) Validate() error {
 		}
 		if t := f.Tokens(); t[0] == "*" || t[0] == ">" {
 			errs = append(errs, fmt.Errorf("%w: stream subject %q must start with a literal token (a leading wildcard would capture the server's own API subjects)", jetsource.ErrInvalidSubject, s))
+		} else if jetsource.SystemSubject(t[0]) {
+			errs = append(errs, fmt.Errorf("%w: %w: stream subject %q is a system subject: an event stream never captures $JS.>, $KV.>, $O.>, $SYS.> (any subject starting with $), _INBOX.> or _jetsource.>", jetsource.ErrInvalidSubject, jetsource.ErrForbiddenSubject, s))
+		} else {
+			for _, p := range c.reserved() {
+				if r, err := subjects.ParseFilter(p + ".>"); err == nil && (f.Overlaps(r) || f.String() == p) {
+					errs = append(errs, fmt.Errorf("%w: %w: stream subject %q overlaps the reserved prefix %s.> (the command bus): commands are not events", jetsource.ErrInvalidSubject, jetsource.ErrForbiddenSubject, s, p))
+				}
+			}
 		}
 		for _, g := range fs {
 			if f.Overlaps(g) {
@@ -93,7 +111,19 @@ func (c StreamConfig) Validate() error {
 	if c.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("%w: negative max bytes %d", jetsource.ErrInvalidOption, c.MaxBytes))
 	}
+	for _, p := range c.ReservedPrefixes {
+		if _, err := subjects.Parse(p); err != nil || strings.ContainsAny(p, "*>") {
+			errs = append(errs, fmt.Errorf("%w: reserved prefix %q must be literal tokens", jetsource.ErrInvalidOption, p))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+func (c StreamConfig) reserved() []string {
+	if c.ReservedPrefixes == nil {
+		return DefaultReservedPrefixes
+	}
+	return c.ReservedPrefixes
 }
 
 func validStreamName(n string) bool {
@@ -128,7 +158,7 @@ func (c StreamConfig) jetStreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:               c.Name,
 		Description:        "jetsource event stream",
-		Subjects:           c.Subjects,
+		Subjects:           append(slices.Clip(c.Subjects), jetsource.GuardSubject(c.Name)),
 		Retention:          jetstream.LimitsPolicy,
 		Discard:            discard,
 		MaxMsgs:            -1,

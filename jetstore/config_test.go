@@ -70,6 +70,25 @@ func TestStreamConfigValidate(t *testing.T) {
 			// users.x), users.A.> overlapping users.>.
 			want: map[error]int{jetsource.ErrInvalidOption: 4, jetsource.ErrInvalidSubject: 3},
 		},
+		{
+			// Issue 9: a stream capturing the command bus or the server's
+			// own subjects would let appends reach them.
+			name: "ErrForbiddenSubject",
+			cfg: jetstore.StreamConfig{
+				Subjects: []string{"cmd.>", "cmd", "$JS.API.>", "_INBOX.>", "_jetsource.>", "$KV.flags.>", "users.>"},
+			},
+			want: map[error]int{jetsource.ErrForbiddenSubject: 6, jetsource.ErrInvalidSubject: 6},
+		},
+		{
+			name: "OtherReservedPrefix",
+			cfg: jetstore.StreamConfig{
+				Subjects:         []string{"cmd.>", "ops.cmd.>", "ops.>"},
+				ReservedPrefixes: []string{"ops.cmd"},
+			},
+			// cmd.> is fine now; ops.cmd.> and ops.> overlap ops.cmd, and
+			// each other.
+			want: map[error]int{jetsource.ErrForbiddenSubject: 2},
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -115,7 +134,7 @@ func TestProvision(t *testing.T) {
 			name      string
 			got, want any
 		}{
-			{"Subjects", slices.Equal(got.Subjects, []string{"defaults.>"}), true},
+			{"Subjects", slices.Equal(got.Subjects, []string{"defaults.>", "_jetsource.guard.EVENTS"}), true},
 			{"Storage", got.Storage, jetstream.FileStorage},
 			{"Replicas", got.Replicas, 1},
 			{"Duplicates", got.Duplicates, 2 * time.Minute},
@@ -141,7 +160,7 @@ func TestProvision(t *testing.T) {
 				t.Fatalf("provision %d: %v", i+1, err)
 			}
 		}
-		if got := info(t, "TWICE"); got.Duplicates != time.Minute || !slices.Equal(got.Subjects, []string{"twice.>"}) {
+		if got := info(t, "TWICE"); got.Duplicates != time.Minute || !slices.Equal(got.Subjects, []string{"twice.>", "_jetsource.guard.TWICE"}) {
 			t.Errorf("after provisioning twice: duplicates %v, subjects %v", got.Duplicates, got.Subjects)
 		}
 		// An existing stream takes the new configuration.
@@ -150,7 +169,7 @@ func TestProvision(t *testing.T) {
 		if _, err := jetstore.Provision(ctx, js, cfg); err != nil {
 			t.Fatalf("update: %v", err)
 		}
-		if got := info(t, "TWICE"); got.MaxMsgSize != 4096 || !slices.Equal(got.Subjects, []string{"twice.>", "again.>"}) {
+		if got := info(t, "TWICE"); got.MaxMsgSize != 4096 || !slices.Equal(got.Subjects, []string{"twice.>", "again.>", "_jetsource.guard.TWICE"}) {
 			t.Errorf("after update: max msg size %d, subjects %v", got.MaxMsgSize, got.Subjects)
 		}
 	})

@@ -25,11 +25,83 @@
 //     not see some of its events without the others. Its conditions, one
 //     per message, are all checked at the commit against the state before
 //     the batch. Several conditions on one [Store.Append] make it a
-//     one-event batch; conditions beyond one per message are read from
-//     the stream leader and guarded by the stream's expected last
-//     sequence on the first message, so they hold as exactly as the
-//     others (at the price of a retry when anything else is stored in
-//     between).
+//     one-event batch. Conditions beyond one per event travel on guard
+//     messages (below); where guards are not used they are read from the
+//     stream leader and guarded by the stream's expected last sequence on
+//     the first message, so they hold as exactly as the others (at the
+//     price of a retry when anything else is stored in between).
+//
+// # Guard messages
+//
+// One stored message carries one expected-subject-sequence condition. A
+// one-event append whose boundary has two filters (users.ann.> and
+// groups.g.>, as a command adding a user to a group reads) has one
+// condition too many. Outside [WithStrict], on a single-replica stream,
+// the extra condition travels on a guard message of its own in the same
+// atomic batch, after the events (before them when the condition's filter
+// is literally a subject the batch writes): a message on
+// [jetsource.GuardSubject] (_jetsource.guard.<stream>, which [Provision]
+// adds to the stream's subjects) with no data, the header
+// [jetsource.HeaderGuard] (the transaction or event id) and the condition.
+// The server checks it with the event's, atomically; so the condition
+// fails only because of events matching its filter, never because other
+// aggregates were written. A guard takes a stream sequence (the acks name
+// the events'), stays in the stream unless the stream allows
+// per-message TTLs (then it expires after a second), and is not an event:
+// readers of a whole stream skip subjects under _jetsource
+// ([jetsource.InternalSubject]), and no append may write there. On a
+// replicated stream the stream-wide expectation stays: a guard's wildcard
+// filter would not see in-flight writes there (see below), which the
+// stream-wide expectation does.
+//
+// # Subjects an append may write
+//
+// Before it sends anything, every append ([Store.Append],
+// [Store.AppendBatch], [Store.AppendPrepared], and so the publisher and
+// the command bus, which append through a store) checks each event's
+// subject ([Store.CheckSubject]) and refuses with
+// [jetsource.ErrForbiddenSubject], naming the rule: a system subject
+// ($JS.>, $KV.>, $O.>, $SYS.>, anything starting with $, _INBOX.>, and
+// jetsource's own _jetsource.>), which a publish would turn into a server
+// API call (a publish to $JS.API.STREAM.DELETE.EVENTS deletes the
+// stream); a reserved prefix, the command bus's cmd.> by default
+// ([WithReservedPrefixes]); a subject the stream does not capture (that
+// error also matches [jetsource.ErrStreamNotFound]; the stream's subjects
+// are read again before such a refusal, so a subject added since the store
+// was opened is accepted). [StreamConfig.Validate] refuses stream subjects
+// that overlap system subjects or the reserved prefixes.
+//
+// # Answers after a timeout or a crash
+//
+// Every answer says what is true. An ack without Duplicate means this call
+// stored the event; Duplicate means an earlier call did (within the
+// duplicate window); an error means nothing was stored, except
+// [jetsource.ErrUnknownOutcome]. When an attempt of an append went
+// unanswered (a timeout, a lost connection, a server restart), its
+// event may be stored: the store resends it (the same id stores it once),
+// and whatever the retry meets (a duplicate, a condition its own event
+// broke, a batch refused for holding stored ids, the deadline) it looks
+// the ids up before answering. On a stream outside a cluster it asks the
+// stream itself, without storing anything: a message with the event's id
+// and an expected last message id that cannot hold, which the stream
+// answers as a duplicate, with the sequence, exactly when the id is
+// stored (it checks ids first; sent on the same connection, it arrives
+// after the lost publish). On a clustered stream, which checks that header
+// only after replicating, it finds an event as the last message of its
+// subject (a batch as the messages before it). Stored by this call: the
+// acks, not duplicates; not stored: the error; otherwise an
+// [*jetsource.UnknownOutcomeError] naming the ids (and transaction) to
+// look up. The lookup may use a quarter of a second past the deadline.
+//
+// An event whose id was stored with other content (type, subject, content
+// type or data) is refused with [jetsource.ErrIDReused], naming the stored
+// sequence, instead of answered as a duplicate: the new content would be
+// dropped. The store reads the stored event to compare when the server
+// reports a duplicate.
+//
+// A stream whose size limit ([StreamConfig].MaxBytes) is reached refuses
+// new events with [jetsource.ErrStorageFull], naming the stream and its
+// limit, and keeps its old ones; so does a full account or server.
 //
 // # Appends: what is idempotent
 //
@@ -43,6 +115,7 @@
 // duplicate too, window or not; so is a batch whose events were all
 // stored, contiguously, as that batch. A batch that repeats only some
 // stored ids is refused ([jetsource.ErrInvalidEvent]) and writes nothing.
+// A stored id with other content is [jetsource.ErrIDReused] (below).
 // The store's own retries (below) resend the same ids, so they never
 // store an event twice.
 //
@@ -116,8 +189,8 @@
 // append whose stream has no leader for a moment is sent again (with the
 // same id). When the context ends first, the error matches
 // [jetsource.ErrUnavailable]. An append to a subject the stream does not
-// capture fails with [jetsource.ErrStreamNotFound] without waiting for
-// the deadline.
+// capture fails at once with [jetsource.ErrForbiddenSubject] (which also
+// matches [jetsource.ErrStreamNotFound]).
 //
 // # Reads
 //

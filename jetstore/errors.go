@@ -33,7 +33,28 @@ const (
 	codeClusterNotLeader    = 10009
 	codeExpectedNotReady    = 10163
 	codeDuplicateInProcess  = 10158
+	// Codes of a stream, bucket, account or server that is full.
+	codeStoreFailed           = 10077
+	codeInsufficientResources = 10023
+	codeStorageExceeded       = 10047
+	codeMemoryExceeded        = 10028
 )
+
+// full reports whether err is the server's refusal of a message because
+// the stream (or a bucket, which is a stream) reached its size or message
+// limit with the discard-new policy, or the account or server its storage
+// limit.
+func full(apiErr *jetstream.APIError) bool {
+	switch apiErr.ErrorCode {
+	case codeInsufficientResources, codeStorageExceeded, codeMemoryExceeded:
+		return true
+	case codeStoreFailed:
+		d := apiErr.Description
+		return strings.Contains(d, "maximum bytes exceeded") || strings.Contains(d, "maximum messages exceeded") ||
+			strings.Contains(d, "maximum messages per subject exceeded") || strings.Contains(d, "resource limits exceeded")
+	}
+	return false
+}
 
 // mapErr translates errors of nats.go into the sentinel errors of
 // jetsource, keeping the original in the chain.
@@ -43,6 +64,14 @@ func mapErr(js jetstream.JetStream, err error) error {
 	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
+		if full(apiErr) {
+			if apiErr.ErrorCode == codeInsufficientResources {
+				// Also what a cluster answers that cannot place a
+				// stream for a moment.
+				return fmt.Errorf("%w: %w: the server refuses new messages: %w", jetsource.ErrStorageFull, jetsource.ErrUnavailable, err)
+			}
+			return fmt.Errorf("%w: the server refuses new messages: %w", jetsource.ErrStorageFull, err)
+		}
 		switch apiErr.ErrorCode {
 		case codeStreamNotMatch:
 			return fmt.Errorf("%w: the subject is captured by another stream: %w", jetsource.ErrStreamNotFound, err)
@@ -146,4 +175,20 @@ func transient(err error) bool {
 		}
 	}
 	return false
+}
+
+// mapErr translates err as [mapErr] does, and names the stream and its
+// size limit when the stream is full.
+func (s *Store) mapErr(err error) error {
+	err = mapErr(s.js, err)
+	if !errors.Is(err, jetsource.ErrStorageFull) {
+		return err
+	}
+	s.capMu.RLock()
+	limit := s.maxBytes
+	s.capMu.RUnlock()
+	if limit > 0 {
+		return fmt.Errorf("stream %s is full (max_bytes %d; old events are kept, new ones refused: raise the limit or free space): %w", s.stream, limit, err)
+	}
+	return fmt.Errorf("stream %s cannot store more (the account's or the server's storage limit): %w", s.stream, err)
 }

@@ -165,7 +165,17 @@ func TestAppendDeniedPublishIsPermissionDenied(t *testing.T) {
 func TestAppendTimeoutAfterEarlierDenialIsUnavailable(t *testing.T) {
 	srv := runWithAuth(t)
 	anc, admin := newJetStream(t, srv, nats.UserInfo("admin", "admin"))
-	provision(t, admin, jetstore.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}})
+	// The stream captures audit.> when the store opens, then no longer:
+	// the store still takes audit.> for a stream subject.
+	provision(t, admin, jetstore.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>", "audit.>"}})
+	_, writer := newJetStream(t, srv, nats.UserInfo("writer", "writer"), quiet())
+	st, err := jetstore.New(context.Background(), writer, "ORDERS", jetstore.WithTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatalf("New as writer: %v", err)
+	}
+	if _, err := jetstore.Provision(context.Background(), admin, jetstore.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
+		t.Fatal(err)
+	}
 	// Something that is not a stream takes audit.> and never answers.
 	sub, err := anc.SubscribeSync("audit.>")
 	if err != nil {
@@ -176,11 +186,6 @@ func TestAppendTimeoutAfterEarlierDenialIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, writer := newJetStream(t, srv, nats.UserInfo("writer", "writer"), quiet())
-	st, err := jetstore.New(context.Background(), writer, "ORDERS", jetstore.WithTimeout(300*time.Millisecond))
-	if err != nil {
-		t.Fatalf("New as writer: %v", err)
-	}
 	if _, err := st.Append(context.Background(), event("orders.A.placed", `{}`)); !errors.Is(err, jetsource.ErrPermissionDenied) {
 		t.Fatalf("denied Append: got %v, want ErrPermissionDenied", err)
 	}
@@ -684,6 +689,8 @@ func TestMapErr(t *testing.T) {
 		{"ExpectedLastSeqPerSubjectNotReady", api(503, 10163), jetsource.ErrUnavailable, true},
 		{"DuplicateMessageIDInProcess", api(409, 10158), jetsource.ErrUnavailable, true},
 		{"WrappedClusterNotAvailable", fmt.Errorf("request: %w", api(503, 10008)), jetsource.ErrUnavailable, true},
+		{"InsufficientResourcesIsFull", api(503, 10023), jetsource.ErrStorageFull, false},
+		{"MaxBytesIsFull", &jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum bytes exceeded"}, jetsource.ErrStorageFull, false},
 		{"InsufficientResources", api(503, 10023), jetsource.ErrUnavailable, false},
 		{"BatchTooManyInFlight", api(429, 10210), jetsource.ErrUnavailable, false},
 		{"StreamNotFound", api(404, 10059), jetsource.ErrStreamNotFound, false},

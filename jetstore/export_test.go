@@ -11,3 +11,8 @@ func MapErr(err error) error { return mapErr(nil, err) }
 
 // Transient reports whether the store asks again after err.
 func Transient(err error) bool { return transient(err) }
+
+// SetLoseAck makes st ask f after each answered publish or batch commit
+// whether to drop the answer, as a connection lost after the server stored
+// the message would. Tests only; set it before st is used.
+func SetLoseAck(st *Store, f func() bool) { st.loseAck = f }

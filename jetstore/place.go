@@ -22,6 +22,7 @@ import (
 func placeConditions(events []jetsource.Event, conds []jetsource.Condition) (slots []int, overflow bool) {
 	slots = make([]int, len(conds))
 	limit := make([]int, len(conds)) // last message index a condition may go on
+	written := make([]bool, len(conds))
 	order := make([]int, len(conds))
 	for i, c := range conds {
 		order[i] = i
@@ -31,13 +32,27 @@ func placeConditions(events []jetsource.Event, conds []jetsource.Condition) (slo
 		}
 		for j, e := range events {
 			if e.Subject.String() == c.Filter.String() {
-				limit[i] = j
+				limit[i], written[i] = j, true
 				break
 			}
 		}
 	}
 	// Earliest deadline first fills the slots whenever that is possible.
-	slices.SortStableFunc(order, func(a, b int) int { return limit[a] - limit[b] })
+	// On equal deadlines a condition on a subject the batch writes goes
+	// first: one left over needs a guard before the events, which shifts
+	// their sequences, while any other can follow them.
+	slices.SortStableFunc(order, func(a, b int) int {
+		if d := limit[a] - limit[b]; d != 0 {
+			return d
+		}
+		switch {
+		case written[a] && !written[b]:
+			return -1
+		case written[b] && !written[a]:
+			return 1
+		}
+		return 0
+	})
 	next := 0
 	for _, i := range order {
 		if next <= limit[i] {

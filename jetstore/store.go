@@ -32,8 +32,21 @@ type Store struct {
 	apiPrefix  string
 	maxMsgSize int32
 
-	// captures are the stream's subjects when the store was opened.
+	// reserved are the subject prefixes no append may write.
+	reserved []string
+
+	// The stream's configuration as last read (see loadCaptures).
+	capMu sync.RWMutex
+	// captures are the stream's event subjects.
 	captures []subjects.Filter
+	// guardSubject is true when the stream captures its
+	// jetsource.GuardSubject; guardTTL when it allows per-message TTLs.
+	guardSubject bool
+	guardTTL     bool
+	// raft is true when the stream has a raft group (a cluster).
+	raft     bool
+	replicas int
+	maxBytes int64
 
 	strict        bool
 	strictRetries int
@@ -41,6 +54,10 @@ type Store struct {
 	// beforePublish, when set (by tests only), runs before each publish
 	// of a conditioned append or batch, after its reads.
 	beforePublish func()
+	// loseAck, when set (by tests only), is asked after each answered
+	// publish or batch commit: true drops the answer, as a connection
+	// lost after the server stored the message would.
+	loseAck func() bool
 }
 
 var _ jetsource.Store = (*Store)(nil)
@@ -94,7 +111,7 @@ func WithLogger(l *slog.Logger) Option {
 
 // New returns a store on the existing stream named stream. Options:
 // [WithTimeout], [WithSource], [WithPullBatch], [WithLogger],
-// [WithStrict], [WithStrictRetries].
+// [WithStrict], [WithStrictRetries], [WithReservedPrefixes].
 //
 // While a cluster is still electing the stream's leader (no answer, no
 // responders, "temporarily unavailable"), New asks again until ctx ends.
@@ -102,7 +119,7 @@ func WithLogger(l *slog.Logger) Option {
 // stream does not exist, [jetsource.ErrUnavailable] when the server does not
 // answer in time, and [jetsource.ErrInvalidOption] for a bad option.
 func New(ctx context.Context, js jetstream.JetStream, stream string, opts ...Option) (*Store, error) {
-	s := &Store{js: js, stream: stream, source: jetsource.DefaultSource, timeout: defaultTimeout, pullBatch: 1000, apiPrefix: "$JS.API.", strictRetries: defaultStrictRetries}
+	s := &Store{js: js, stream: stream, source: jetsource.DefaultSource, timeout: defaultTimeout, pullBatch: 1000, apiPrefix: "$JS.API.", strictRetries: defaultStrictRetries, reserved: DefaultReservedPrefixes}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
@@ -131,11 +148,7 @@ func New(ctx context.Context, js jetstream.JetStream, stream string, opts ...Opt
 	info := st.CachedInfo()
 	s.direct = info.Config.AllowDirect
 	s.maxMsgSize = info.Config.MaxMsgSize
-	for _, subj := range info.Config.Subjects {
-		if f, err := subjects.ParseFilter(subj); err == nil {
-			s.captures = append(s.captures, f)
-		}
-	}
+	s.setConfig(info)
 	return s, nil
 }
 
@@ -146,12 +159,7 @@ func (s *Store) captured(subject string) bool {
 	if err != nil {
 		return false
 	}
-	for _, f := range s.captures {
-		if f.Match(subj) {
-			return true
-		}
-	}
-	return false
+	return s.capturedNow(subj)
 }
 
 // refusedPublish decides about a publish to subject that failed with err
@@ -183,7 +191,7 @@ func (s *Store) refusedPublish(ctx context.Context, err error, subject string, a
 			return false, fmt.Errorf("%w: the stream has no leader: %w", jetsource.ErrUnavailable, err)
 		}
 	} else if !transient(err) {
-		return false, mapErr(s.js, err)
+		return false, s.mapErr(err)
 	}
 	if perr := backoff(ctx, attempt); perr != nil {
 		return false, fmt.Errorf("%w: %w (no answer before the deadline)", jetsource.ErrUnavailable, err)
@@ -225,14 +233,19 @@ func (s *Store) Append(ctx context.Context, e jetsource.Event, opts ...jetsource
 	if err != nil {
 		return jetsource.Ack{}, err
 	}
-	ctx, cancel := withDefaultTimeout(ctx, s.timeout)
+	ctx, cancel := withDefaultTimeout(callContext(ctx, o), s.timeout)
 	defer cancel()
+	if err := s.CheckSubject(ctx, e.Subject); err != nil {
+		return jetsource.Ack{}, err
+	}
 	if len(conds) > 1 {
 		acks, err := s.appendBatch(ctx, []jetsource.Event{e}, conds)
 		if err != nil {
 			var ce *jetsource.ConflictError
-			if errors.As(err, &ce) {
-				if ack, ok := s.retried(ctx, e, ce.Current); ok {
+			if errors.As(err, &ce) && !errors.Is(err, jetsource.ErrUnknownOutcome) {
+				if ack, ok, rerr := s.retried(ctx, e, ce.Current); rerr != nil {
+					return jetsource.Ack{}, rerr
+				} else if ok {
 					return ack, nil
 				}
 			}
@@ -257,13 +270,30 @@ func (s *Store) publish(ctx context.Context, e jetsource.Event, msg *nats.Msg, o
 	for attempt := 0; ; attempt++ {
 		ack, timedOut, err := s.publishAttempt(ctx, msg, attempt, opts...)
 		if err == nil {
-			return ownResend(ack, unanswered), nil
+			return s.settled(ctx, e, ack, unanswered)
 		}
-		unanswered = unanswered || timedOut
+		unanswered = unanswered || timedOut || mayBeStored(err)
 		if again, failure := s.refusedPublish(ctx, err, msg.Subject, attempt, timedOut); !again {
-			return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, failure)
+			failure = fmt.Errorf("jetstore: append %s: %w", e.Subject, failure)
+			if unanswered {
+				return s.outcome(ctx, e, failure)
+			}
+			return jetsource.Ack{}, failure
 		}
 	}
+}
+
+// settled is the result of an append the server acknowledged: a
+// duplicate whose stored content differs is [jetsource.ErrIDReused]; a
+// duplicate after an unanswered attempt of the same call is this call's
+// own event ([ownResend]).
+func (s *Store) settled(ctx context.Context, e jetsource.Event, ack jetsource.Ack, unanswered bool) (jetsource.Ack, error) {
+	if ack.Duplicate {
+		if err := s.reused(ctx, e, ack.Sequence); err != nil {
+			return jetsource.Ack{}, err
+		}
+	}
+	return ownResend(ack, unanswered), nil
 }
 
 // ownResend clears Duplicate on the ack of a resent publish: when an
@@ -285,6 +315,9 @@ func (s *Store) publishAttempt(ctx context.Context, msg *nats.Msg, attempt int, 
 	defer cancel()
 	before := s.js.Conn().LastError()
 	pa, err := s.js.PublishMsg(actx, msg, opts...)
+	if err == nil && s.loseAck != nil && s.loseAck() {
+		return jetsource.Ack{}, true, fmt.Errorf("test: answer lost: %w", context.DeadlineExceeded)
+	}
 	if err != nil {
 		return jetsource.Ack{}, actx.Err() != nil, denied(s.js.Conn(), err, before, msg.Subject)
 	}
@@ -308,7 +341,13 @@ func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *n
 	filter := c.Filter.String()
 	retries := s.conditionRetries()
 	refusals, waits := 0, 0
-	unanswered := false
+	unanswered := false // an earlier attempt may have stored the event
+	fail := func(err error) (jetsource.Ack, error) {
+		if unanswered {
+			return s.outcome(ctx, e, err)
+		}
+		return jetsource.Ack{}, err
+	}
 	for {
 		opts := []jetstream.PublishOpt{jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(s.stream)}
 		var reads []jetsource.Condition
@@ -317,7 +356,7 @@ func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *n
 		}
 		streamLast, lasts, err := s.conditionReads(ctx, reads)
 		if err != nil {
-			return jetsource.Ack{}, err
+			return fail(err)
 		}
 		if s.strict {
 			opts = append(opts, jetstream.WithExpectLastSequence(streamLast))
@@ -325,7 +364,7 @@ func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *n
 		expected := c.Sequence
 		if !c.Exact {
 			if !c.Holds(lasts[0]) {
-				return s.conflict(ctx, e, c, lasts[0], true, nil)
+				return s.conflict(ctx, e, c, lasts[0], true, unanswered, nil)
 			}
 			expected = lasts[0]
 		}
@@ -335,13 +374,13 @@ func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *n
 		}
 		ack, timedOut, err := s.publishAttempt(ctx, msg, waits, opts...)
 		if err == nil {
-			return ownResend(ack, unanswered), nil
+			return s.settled(ctx, e, ack, unanswered)
 		}
-		unanswered = unanswered || timedOut
+		unanswered = unanswered || timedOut || mayBeStored(err)
 		cur, known, isConflict := conflictCurrent(err)
 		if !isConflict {
 			if again, failure := s.refusedPublish(ctx, err, msg.Subject, waits, timedOut); !again {
-				return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, failure)
+				return fail(fmt.Errorf("jetstore: append %s: %w", e.Subject, failure))
 			}
 			waits++
 			s.stats.retries.Add(1)
@@ -358,17 +397,17 @@ func (s *Store) appendConditioned(ctx context.Context, e jetsource.Event, msg *n
 			}
 		}
 		if !known || !c.Holds(cur) {
-			return s.conflict(ctx, e, c, cur, known, err)
+			return s.conflict(ctx, e, c, cur, known, unanswered, err)
 		}
 		// The condition still holds.
 		if refusals >= retries {
 			if s.strict {
-				return jetsource.Ack{}, s.busy(refusals+1, err)
+				return fail(s.busy(refusals+1, err))
 			}
-			return s.conflict(ctx, e, c, cur, known, err)
+			return s.conflict(ctx, e, c, cur, known, unanswered, err)
 		}
 		if perr := pause(ctx, refusals); perr != nil {
-			return jetsource.Ack{}, fmt.Errorf("jetstore: append %s: %w", e.Subject, mapErr(s.js, perr))
+			return fail(fmt.Errorf("jetstore: append %s: %w", e.Subject, mapErr(s.js, perr)))
 		}
 		refusals++
 		s.stats.retries.Add(1)
@@ -445,12 +484,28 @@ func (s *Store) checkSize(msg *nats.Msg, e jetsource.Event) error {
 	return nil
 }
 
-// conflict builds the conflict error, unless the last matching event is
-// this very event (a retry of an append that succeeded), in which case the
-// append is a duplicate.
-func (s *Store) conflict(ctx context.Context, e jetsource.Event, c jetsource.Condition, cur uint64, known bool, cause error) (jetsource.Ack, error) {
-	if known {
-		if ack, ok := s.retried(ctx, e, cur); ok {
+// conflict builds the conflict error, unless the event is stored: after
+// an unanswered attempt of this call (own), looked up by id and then this
+// call's; otherwise when the last matching event is this very event (a
+// retry of an earlier call that succeeded), a duplicate.
+func (s *Store) conflict(ctx context.Context, e jetsource.Event, c jetsource.Condition, cur uint64, known, own bool, cause error) (jetsource.Ack, error) {
+	if own {
+		lctx, cancel := lookupContext(ctx)
+		seq, found, err := s.lookupID(lctx, e.Subject.String(), e.ID)
+		cancel()
+		switch {
+		case err != nil:
+			return jetsource.Ack{}, &jetsource.UnknownOutcomeError{IDs: []string{e.ID}, Err: fmt.Errorf("%w (and the lookup failed: %v)", c.Conflict(cur, cause), err)}
+		case found:
+			if err := s.reused(ctx, e, seq); err != nil {
+				return jetsource.Ack{}, err
+			}
+			return jetsource.Ack{Stream: s.stream, Sequence: seq}, nil
+		}
+	} else if known {
+		if ack, ok, err := s.retried(ctx, e, cur); err != nil {
+			return jetsource.Ack{}, err
+		} else if ok {
 			return ack, nil
 		}
 	}
@@ -460,16 +515,21 @@ func (s *Store) conflict(ctx context.Context, e jetsource.Event, c jetsource.Con
 	return jetsource.Ack{}, ce
 }
 
-// retried reports whether the event at sequence seq is e itself.
-func (s *Store) retried(ctx context.Context, e jetsource.Event, seq uint64) (jetsource.Ack, bool) {
+// retried reports whether the event at sequence seq has e's id, stored by
+// an earlier call: a duplicate, or [jetsource.ErrIDReused] when its
+// content differs.
+func (s *Store) retried(ctx context.Context, e jetsource.Event, seq uint64) (jetsource.Ack, bool, error) {
 	if seq == 0 {
-		return jetsource.Ack{}, false
+		return jetsource.Ack{}, false, nil
 	}
 	m, err := s.getMsg(ctx, seq)
 	if err != nil || m.Header.Get(jetsource.HeaderMsgID) != e.ID {
-		return jetsource.Ack{}, false
+		return jetsource.Ack{}, false, nil
 	}
-	return jetsource.Ack{Stream: s.stream, Sequence: seq, Duplicate: true}, true
+	if err := s.reused(ctx, e, seq); err != nil {
+		return jetsource.Ack{}, false, err
+	}
+	return jetsource.Ack{Stream: s.stream, Sequence: seq, Duplicate: true}, true, nil
 }
 
 // LastSequence implements [jetsource.Store.LastSequence].

@@ -118,7 +118,9 @@ func New(store *jetstore.Store, opts ...Option) (*Publisher, error) {
 // Options: the conditions of [jetsource.Store.Append]
 // ([jetsource.ExpectSequence], [jetsource.ExpectLast],
 // [jetsource.ExpectNoneAfter]) and [ExpectPrevious]. Errors: those of
-// [jetsource.Prepare], [ErrClosed], ctx's error; the future reports the
+// [jetsource.Prepare], [jetsource.ErrForbiddenSubject] for a subject no
+// append may write (see jetstore's Store.CheckSubject), [ErrClosed], ctx's
+// error; the future reports the
 // store's errors and [ErrAggregateFailed].
 func (p *Publisher) Append(ctx context.Context, e jetsource.Event, opts ...jetsource.AppendOption) (*Future, error) {
 	o, err := jetsource.ApplyAppendOptions(opts...)
@@ -136,6 +138,9 @@ func (p *Publisher) Append(ctx context.Context, e jetsource.Event, opts ...jetso
 	}
 	o.Conditions = conds
 	if e, err = jetsource.Prepare(e, p.store.Source(), time.Now()); err != nil {
+		return nil, err
+	}
+	if err := p.store.CheckSubject(ctx, e.Subject); err != nil {
 		return nil, err
 	}
 	if conds, err = jetsource.EventConditions(e, o); err != nil {
@@ -489,7 +494,7 @@ func refusedForOne(err error) bool {
 	for _, target := range []error{
 		jetsource.ErrConflict, jetsource.ErrInvalidEvent, jetsource.ErrPayloadTooLarge,
 		jetsource.ErrStreamNotFound, jetsource.ErrInvalidSubject, jetsource.ErrInvalidData,
-		jetsource.ErrPermissionDenied,
+		jetsource.ErrPermissionDenied, jetsource.ErrForbiddenSubject,
 	} {
 		if errors.Is(err, target) {
 			return true

@@ -188,17 +188,20 @@ func TestDuplicateIDsInOneBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The same id on another subject is a reuse with other content
+	// (issue 9): refused, never a silent duplicate.
 	dups := 0
 	for _, r := range results {
+		if errors.Is(r.Err, jetsource.ErrIDReused) {
+			dups++
+			continue
+		}
 		if r.Err != nil {
 			t.Fatalf("%s: %v", r.Subject, r.Err)
 		}
-		if r.Ack.Duplicate {
-			dups++
-		}
 	}
 	if n := len(readAll(t, st)); n != 5 || dups != 5 {
-		t.Fatalf("each id is stored once: %d stored, %d duplicates", n, dups)
+		t.Fatalf("each id is stored once: %d stored, %d reuses refused", n, dups)
 	}
 }
 
@@ -422,7 +425,15 @@ func TestOneBadEventDoesNotFailItsBatch(t *testing.T) {
 		case 31:
 			e.Subject = subjects.MustParse("elsewhere.A.step")
 		}
-		if _, err := p.Append(ctx, e); err != nil {
+		_, err := p.Append(ctx, e)
+		if i == 31 {
+			// Refused at once, before it is queued.
+			if !errors.Is(err, jetsource.ErrStreamNotFound) || !errors.Is(err, jetsource.ErrForbiddenSubject) {
+				t.Errorf("uncaptured subject: %v, want ErrForbiddenSubject and ErrStreamNotFound", err)
+			}
+			continue
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -436,10 +447,6 @@ func TestOneBadEventDoesNotFailItsBatch(t *testing.T) {
 			if !errors.Is(r.Err, jetsource.ErrPayloadTooLarge) {
 				t.Errorf("big event: %v, want ErrPayloadTooLarge", r.Err)
 			}
-		case 31:
-			if !errors.Is(r.Err, jetsource.ErrStreamNotFound) {
-				t.Errorf("uncaptured subject: %v, want ErrStreamNotFound", r.Err)
-			}
 		default:
 			if r.Err != nil {
 				t.Errorf("event %d: %v", i, r.Err)
@@ -448,5 +455,32 @@ func TestOneBadEventDoesNotFailItsBatch(t *testing.T) {
 	}
 	if n := len(readAll(t, st)); n != 58 {
 		t.Errorf("stored %d events, want 58", n)
+	}
+}
+
+// Issue 9, point 1: the publisher refuses a forbidden subject when the
+// append is made, before anything is queued or sent, and the other appends
+// of the moment go through.
+func TestForbiddenSubjectRefusedAtOnce(t *testing.T) {
+	srv := embeddedtest.Run(t)
+	st := newStore(t, embeddedtest.Connect(t, srv), "f")
+	p := newPublisher(t, st)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, subj := range []string{"$JS.API.STREAM.DELETE." + st.Stream(), "_INBOX.x.y", "cmd.Do", "other.a.added"} {
+		fut, err := p.Append(ctx, ev(t, subj, `{}`))
+		if !errors.Is(err, jetsource.ErrForbiddenSubject) || fut != nil {
+			t.Fatalf("%s: got %v, %v; want ErrForbiddenSubject at once", subj, fut, err)
+		}
+	}
+	fut, err := p.Append(ctx, ev(t, "f.a.added", `{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fut.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, st); len(got) != 1 {
+		t.Fatalf("%d events stored, want 1", len(got))
 	}
 }

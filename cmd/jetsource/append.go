@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -38,7 +39,13 @@ filter was stored after SEQ (a consistency boundary). On a conflict the
 current sequence is printed and the exit status is 3.
 
 Appending the same --id twice (within the stream's duplicate window) stores
-it once and prints the original sequence.
+it once and prints the original sequence. The same --id with different
+content (type, subject, content type or data) is refused as a conflict
+(exit 3) naming the stored event's sequence: nothing is written.
+
+Subjects outside the stream's subjects, system subjects ($JS.>, $KV.>, $O.>,
+$SYS.>, _INBOX.>, anything starting with $) and the command bus prefix
+(cmd.>) are refused before anything is sent (exit 2).
 
 --batch FILE ("-": standard input) appends every event of an NDJSON file
 (one CloudEvent per line, as "jetsource events --output json" prints them;
@@ -136,6 +143,12 @@ nothing and prints the original sequences.`,
 				st, _ = jetsource.WithContentDedup(st)
 			}
 			ack, err := st.Append(cmd.Context(), e, opts...)
+			if errors.Is(err, jetsource.ErrForbiddenSubject) {
+				return usageError{err}
+			}
+			if re := (*jetsource.IDReusedError)(nil); errors.As(err, &re) {
+				return m.idReused(g, re, err)
+			}
 			var ce *jetsource.ConflictError
 			if errors.As(err, &ce) {
 				if g.output == "json" {
@@ -177,6 +190,18 @@ nothing and prints the original sequences.`,
 	return cmd
 }
 
+// idReused reports an event id stored before with other content: a
+// conflict (exit 3) naming the stored sequence, which is printed.
+func (m *Main) idReused(g *globals, re *jetsource.IDReusedError, err error) error {
+	if g.output == "json" {
+		m.writeJSON(map[string]any{"error": "id_reused", "message": re.Error(), "id": re.ID, "stream": re.Stream, "sequence": re.Sequence, "differs": re.Differs})
+	} else {
+		fmt.Fprintln(m.Stdout, re.Sequence)
+	}
+	fmt.Fprintf(m.Stderr, "conflict: event id %q is already stored at sequence %d with a different %s; nothing written (give new content a new --id)\n", re.ID, re.Sequence, strings.Join(re.Differs, ", "))
+	return exitCodeError{code: exitConflict, err: err}
+}
+
 func (m *Main) writeJSON(v any) {
 	b, _ := json.Marshal(v)
 	fmt.Fprintf(m.Stdout, "%s\n", b)
@@ -208,7 +233,13 @@ func (m *Main) appendBatch(cmd *cobra.Command, g *globals, name string, expect *
 		in = f
 	}
 	var bads []lineError
-	bad := func(line int64, err error) { bads = append(bads, lineError{Line: line, Error: err.Error()}) }
+	code := exitError // exitUsage once a line names a forbidden subject
+	bad := func(line int64, err error) {
+		bads = append(bads, lineError{Line: line, Error: err.Error()})
+		if errors.Is(err, jetsource.ErrForbiddenSubject) {
+			code = exitUsage
+		}
+	}
 	// nothing reports the bad lines in file order and refuses the batch.
 	nothing := func() error {
 		slices.SortStableFunc(bads, func(a, b lineError) int { return cmp.Compare(a.Line, b.Line) })
@@ -219,7 +250,7 @@ func (m *Main) appendBatch(cmd *cobra.Command, g *globals, name string, expect *
 			}
 			fmt.Fprintf(m.Stderr, "line %d: %s\n", b.Line, b.Error)
 		}
-		return exitCodeError{code: exitError, err: fmt.Errorf("%d bad line(s) in %s; nothing written", len(bads), name)}
+		return exitCodeError{code: code, err: fmt.Errorf("%d bad line(s) in %s; nothing written", len(bads), name)}
 	}
 
 	// Read and parse every line before connecting; stop as soon as the
@@ -330,6 +361,14 @@ func (m *Main) appendBatch(cmd *cobra.Command, g *globals, name string, expect *
 		st, _ = jetsource.WithContentDedup(st)
 	}
 	acks, err := st.AppendBatch(ctx, events, opts...)
+	if re := (*jetsource.IDReusedError)(nil); errors.As(err, &re) {
+		for i, e := range events {
+			if e.ID == re.ID {
+				fmt.Fprintf(m.Stderr, "line %d: ", lines[i])
+			}
+		}
+		return m.idReused(g, re, err)
+	}
 	var ce *jetsource.ConflictError
 	if errors.As(err, &ce) {
 		if g.output == "json" {
@@ -339,6 +378,9 @@ func (m *Main) appendBatch(cmd *cobra.Command, g *globals, name string, expect *
 		}
 		fmt.Fprintln(m.Stderr, "conflict:", ce, "(nothing written)")
 		return exitCodeError{code: exitConflict, err: err}
+	}
+	if errors.Is(err, jetsource.ErrForbiddenSubject) {
+		return usageError{fmt.Errorf("%w (nothing written)", err)}
 	}
 	if err != nil {
 		return fmt.Errorf("%w (nothing written)", err)

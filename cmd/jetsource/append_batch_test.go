@@ -88,9 +88,9 @@ func TestAppendBatch(t *testing.T) {
 		code  int
 		msgs  []string
 	}{
-		{"BadLines", "", []string{"--batch", importFixture("bad.ndjson")}, exitError,
+		{"BadLines", "", []string{"--batch", importFixture("bad.ndjson")}, exitUsage, // line 6 names a subject the stream does not capture
 			[]string{"line 2: ", "line 4: ", "line 5: ", "line 6: ", "line 7: ", "line 8: ", "line 9: ", "line 11: ", "8 bad line(s)", "nothing written"}},
-		{"NotCaptured", batchLine("users.N.added", "n-1") + "\n" + batchLine("orders.O.placed", "n-2"), []string{"--batch", "-"}, exitError,
+		{"NotCaptured", batchLine("users.N.added", "n-1") + "\n" + batchLine("orders.O.placed", "n-2"), []string{"--batch", "-"}, exitUsage,
 			[]string{"line 2: ", "does not capture orders.O.placed", "nothing written"}},
 		{"RepeatedID", batchLine("users.N.added", "n-1") + "\n\n" + batchLine("users.N.renamed", "n-1"), []string{"--batch", "-"}, exitError,
 			[]string{"line 3: ", `"n-1" repeats line 1`}},

@@ -49,7 +49,7 @@ type commandBenchResult struct {
 }
 
 func (m *Main) newBenchCommandsCmd(g *globals) *cobra.Command {
-	var clients, distinct, contended, attempts, prefill, prefillCommands, prefillClients, prefillAggregates int
+	var clients, distinct, contended, attempts, prefill, prefillCommands, prefillClients, prefillAggregates, twoFilter int
 	var asJSON, lazy bool
 	cmd := &cobra.Command{
 		Use:   "commands [--json] [--clients N]",
@@ -81,7 +81,15 @@ the model with the replay of the boundary and with the snapshot loader
 (snapshots in a key-value bucket) on the same server. Each line gives the
 p50 and p99 latency of both and the ratio of the p50s: the snapshot loader
 reads only the events after its snapshot, so its latency should stay flat
-as the stream grows.`,
+as the stream grows.
+
+The two-filter scenario ("two-filter-unrelated", skipped with --two-filter 0)
+appends --two-filter events one at a time, each conditioned on nothing
+having been stored after a fresh read position under two filters (the shape
+of the example's AddUserToGroup: users.<u>.> and groups.<g>.>), while 8
+writers append to unrelated aggregates as fast as they can. A condition may
+fail only because of events matching its filters, so at least 95% of these
+appends must succeed at the first try (target 0.95).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if clients <= 0 || distinct <= 0 || contended <= 0 || attempts <= 0 {
@@ -117,6 +125,13 @@ as the stream grows.`,
 				}
 			}
 			m.printCommandResults(g, results)
+			if twoFilter > 0 {
+				r, err := benchTwoFilter(cmd.Context(), twoFilter, 8)
+				if err != nil {
+					return fmt.Errorf("two-filter: %w", err)
+				}
+				m.printTwoFilterResult(g, r)
+			}
 			if prefill > 0 {
 				pr, err := benchPrefilled(cmd.Context(), prefill, prefillClients, prefillCommands, prefillAggregates)
 				if err != nil {
@@ -137,6 +152,7 @@ as the stream grows.`,
 	f.IntVar(&prefill, "prefill", 200000, "background events in the stream of the prefilled scenarios, measured at a tenth and at all of it (0: skip them)")
 	f.IntVar(&prefillCommands, "prefill-commands", 1000, "commands per loader and stage of the prefilled scenarios")
 	f.IntVar(&prefillClients, "prefill-clients", 8, "concurrent clients of the prefilled scenarios")
+	f.IntVar(&twoFilter, "two-filter", 500, "two-filter appends beside 8 unrelated writers (0: skip the scenario)")
 	f.IntVar(&prefillAggregates, "prefill-aggregates", 200, "aggregates per loader of the prefilled scenarios (each with a few events)")
 	return cmd
 }
@@ -554,4 +570,104 @@ func (m *Main) printPrefillResults(g *globals, results []prefillBenchResult) {
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\n", r.Scenario, r.Stream, r.ReplayP50Ms, r.ReplayP99Ms, r.SnapshotP50Ms, r.SnapshotP99Ms, r.Ratio)
 	}
 	tw.Flush()
+}
+
+// twoFilterResult is the outcome of the two-filter scenario.
+type twoFilterResult struct {
+	Scenario  string `json:"scenario"`
+	Appends   int    `json:"appends"`
+	Unrelated int    `json:"unrelated_writers"`
+	// UnrelatedAppends counts the unrelated writers' appends meanwhile.
+	UnrelatedAppends int64 `json:"unrelated_appends"`
+	// Succeeded counts the two-filter appends stored at the first call;
+	// Failed those that failed (a conflict, or busy), with the first error.
+	Succeeded  int     `json:"succeeded"`
+	Failed     int     `json:"failed"`
+	FirstError string  `json:"first_error,omitempty"`
+	Rate       float64 `json:"success_rate"`
+	P50Ms      float64 `json:"p50_ms"`
+	P99Ms      float64 `json:"p99_ms"`
+	Target     float64 `json:"target"`
+	Pass       bool    `json:"pass"`
+}
+
+// benchTwoFilter appends n events one at a time, each with ExpectNoneAfter
+// a fresh read position on two filters, while writers append to unrelated
+// aggregates.
+func benchTwoFilter(ctx context.Context, n, writers int) (twoFilterResult, error) {
+	env, err := newBenchEnv(ctx, 0)
+	if err != nil {
+		return twoFilterResult{}, err
+	}
+	defer env.Close()
+	r := twoFilterResult{Scenario: "two-filter-unrelated", Appends: n, Unrelated: writers, Target: 0.95}
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var unrelated atomic.Int64
+	errs := make(chan error, writers)
+	data := benchData(16)
+	for w := range writers {
+		wg.Go(func() {
+			for i := 0; wctx.Err() == nil; i++ {
+				e := jetsource.Event{Subject: subjects.MustParse(fmt.Sprintf("bench.other.w%d.n%d.added", w, i%100)), Data: data}
+				if _, err := env.store.Append(wctx, e); err != nil {
+					if wctx.Err() == nil {
+						errs <- err
+					}
+					return
+				}
+				unrelated.Add(1)
+			}
+		})
+	}
+	defer func() { stop(); wg.Wait() }()
+	users := subjects.MustParseFilter("bench.users.ann.>")
+	group := subjects.MustParseFilter("bench.groups.g.>")
+	lat := make([]time.Duration, 0, n)
+	for i := range n {
+		select {
+		case err := <-errs:
+			return r, fmt.Errorf("unrelated writer: %w", err)
+		default:
+		}
+		start := time.Now()
+		pos, err := env.store.LastSequence(ctx, subjects.All())
+		if err != nil {
+			return r, err
+		}
+		e := jetsource.Event{Subject: subjects.MustParse("bench.groups.g.joined"), Data: []byte(fmt.Sprintf(`{"n":%d}`, i))}
+		_, err = env.store.Append(ctx, e, jetsource.ExpectNoneAfter(pos, users, group))
+		lat = append(lat, time.Since(start))
+		if err != nil {
+			if ctx.Err() != nil {
+				return r, ctx.Err()
+			}
+			r.Failed++
+			if r.FirstError == "" {
+				r.FirstError = err.Error()
+			}
+			continue
+		}
+		r.Succeeded++
+	}
+	r.UnrelatedAppends = unrelated.Load()
+	slices.Sort(lat)
+	r.P50Ms, r.P99Ms = percentileMs(lat, 0.50), percentileMs(lat, 0.99)
+	r.Rate = float64(r.Succeeded) / float64(n)
+	r.Pass = r.Rate >= r.Target
+	return r, nil
+}
+
+func (m *Main) printTwoFilterResult(g *globals, r twoFilterResult) {
+	if g.output == "json" {
+		m.writeJSON(r)
+		return
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tAPPENDS\tUNRELATED WRITERS\tUNRELATED APPENDS\tSUCCEEDED\tRATE\tP50 MS\tP99 MS\tTARGET\tPASS")
+	fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.3f\t%.2f\t%.2f\t%.2f\t%v\n", r.Scenario, r.Appends, r.Unrelated, r.UnrelatedAppends, r.Succeeded, r.Rate, r.P50Ms, r.P99Ms, r.Target, r.Pass)
+	tw.Flush()
+	if r.FirstError != "" {
+		fmt.Fprintf(m.Stderr, "two-filter: %d appends failed, the first with: %s\n", r.Failed, r.FirstError)
+	}
 }

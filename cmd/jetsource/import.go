@@ -219,6 +219,9 @@ func fromCloudEvent(ce cloudevents.Event, missing map[string]bool) (jetsource.Ev
 // refuse: an invalid event (see [jetsource.Prepare]), a subject the stream
 // does not capture, an event larger than the server or the stream accepts.
 type eventChecker struct {
+	// forbid refuses subjects no append may write (see
+	// jetstore.Store.CheckSubject).
+	forbid  func(subjects.Subject) error
 	source  string
 	stream  string
 	capture []subjects.Filter // nil: not checked
@@ -232,6 +235,7 @@ const batchHeaderOverhead = 256
 // newEventChecker reads the stream's subjects and size limit.
 func (m *Main) newEventChecker(ctx context.Context, c *client) (*eventChecker, error) {
 	ch := &eventChecker{source: c.store.Source(), stream: c.store.Stream(), maxSize: c.nc.MaxPayload()}
+	ch.forbid = func(s subjects.Subject) error { return c.store.CheckSubject(ctx, s) }
 	js, err := jetstream.New(c.nc)
 	if err != nil {
 		return nil, err
@@ -245,6 +249,9 @@ func (m *Main) newEventChecker(ctx context.Context, c *client) (*eventChecker, e
 		ch.maxSize = int64(cfg.MaxMsgSize)
 	}
 	for _, s := range cfg.Subjects {
+		if jetsource.InternalSubject(s) {
+			continue // the stream's guard subject
+		}
 		f, err := subjects.ParseFilter(s)
 		if err != nil {
 			ch.capture = nil // a subject we cannot read: leave it to the server
@@ -258,9 +265,18 @@ func (m *Main) newEventChecker(ctx context.Context, c *client) (*eventChecker, e
 // check prepares the event (see [jetsource.Prepare]) and returns it, or
 // the reason the server would refuse it: [jetsource.ErrInvalidSubject],
 // [jetsource.ErrInvalidEvent], [jetsource.ErrInvalidData],
-// [jetsource.ErrStreamNotFound] (a subject the stream does not capture) or
-// [jetsource.ErrPayloadTooLarge].
+// [jetsource.ErrForbiddenSubject] (a system subject, the command bus, a
+// subject the stream does not capture, which also matches
+// [jetsource.ErrStreamNotFound]) or [jetsource.ErrPayloadTooLarge].
 func (ch *eventChecker) check(e jetsource.Event, now time.Time) (jetsource.Event, error) {
+	if err := jetsource.CheckSubject(e.Subject); err != nil {
+		return e, err
+	}
+	if ch.forbid != nil {
+		if err := ch.forbid(e.Subject); err != nil {
+			return e, err
+		}
+	}
 	p, err := jetsource.Prepare(e, ch.source, now)
 	if err != nil {
 		return e, err
@@ -412,6 +428,9 @@ was bad or a write failed, 2 for a usage error.`,
 
 // importRun is one run of "jetsource import".
 type importRun struct {
+	// forbidden is set when a bad line names a forbidden subject: the
+	// run then exits with the usage status.
+	forbidden  bool
 	m          *Main
 	g          *globals
 	onError    string
@@ -492,7 +511,7 @@ func (r *importRun) run(ctx context.Context, stdin io.Reader, name string) error
 		}
 		if r.sum.BadLines > 0 {
 			r.printSummary()
-			return exitCodeError{code: exitError, err: fmt.Errorf("%d bad line(s); nothing written (--on-error=abort)", r.sum.BadLines)}
+			return exitCodeError{code: r.badLinesCode(), err: fmt.Errorf("%d bad line(s); nothing written (--on-error=abort)", r.sum.BadLines)}
 		}
 		if err := in.rewind(); err != nil {
 			return fmt.Errorf("read %s again: %w", name, err)
@@ -507,9 +526,18 @@ func (r *importRun) run(ctx context.Context, stdin io.Reader, name string) error
 	case werr != nil:
 		return exitCodeError{code: exitError, err: werr}
 	case r.sum.BadLines > 0:
-		return exitCodeError{code: exitError, err: fmt.Errorf("%d bad line(s) not imported; the %d good one(s) were (--on-error=skip)", r.sum.BadLines, r.sum.Imported+r.sum.Duplicates)}
+		return exitCodeError{code: r.badLinesCode(), err: fmt.Errorf("%d bad line(s) not imported; the %d good one(s) were (--on-error=skip)", r.sum.BadLines, r.sum.Imported+r.sum.Duplicates)}
 	}
 	return nil
+}
+
+// badLinesCode is the exit status of a run with bad lines: a usage error
+// when one names a subject jetsource never writes, else an error.
+func (r *importRun) badLinesCode() int {
+	if r.forbidden {
+		return exitUsage
+	}
+	return exitError
 }
 
 func (r *importRun) newProgress(total int64, label string) *progress {
@@ -519,6 +547,7 @@ func (r *importRun) newProgress(total int64, label string) *progress {
 // bad records a bad line.
 func (r *importRun) bad(line int64, err error) {
 	r.sum.BadLines++
+	r.forbidden = r.forbidden || errors.Is(err, jetsource.ErrForbiddenSubject)
 	r.report(line, err)
 }
 
