@@ -143,6 +143,11 @@ var (
 	// configured size limit (or the server its storage limit) and refuses
 	// new messages.
 	ErrStorageFull = errors.New("jetsource: storage full")
+
+	// ErrUnknownTransaction is returned by [Invalidate] and [FindTransaction]
+	// for a transaction id that no stored event carries (as its transaction
+	// id, or as its event id for an event appended on its own).
+	ErrUnknownTransaction = errors.New("jetsource: unknown transaction")
 )
 
 // UnknownOutcomeError tells that an append or a transaction may have been

@@ -28,11 +28,6 @@ var invalidationFilter = subjects.MustParseFilter(InvalidationRoot + ".*.invalid
 // event.
 func InvalidationFilter() subjects.Filter { return invalidationFilter }
 
-// ErrUnknownTransaction is returned by [Invalidate] and [FindTransaction]
-// for a transaction id that no stored event carries (as its transaction
-// id, or as its event id for an event appended on its own).
-var ErrUnknownTransaction = errors.New("jetsource: unknown transaction")
-
 // InvalidateOption sets an option of one [Invalidate].
 type InvalidateOption func(*invalidateOptions)
 
@@ -141,7 +136,7 @@ func Invalidate(ctx context.Context, s Store, inv Invalidation, opts ...Invalida
 		Data:            data,
 		Actor:           inv.Actor,
 	}
-	ack, err := s.Append(ctx, e, ExpectSequence(0))
+	ack, err := s.Append(ctx, e, ExpectSequence(0), StoredWins())
 	if !errors.Is(err, ErrConflict) {
 		return ack, err
 	}

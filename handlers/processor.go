@@ -305,7 +305,9 @@ func (p *Processor) attempt(ctx context.Context, h Handler, cmd Command) (Result
 	for i, e := range d.Events {
 		events[i] = stamp(e, cmd, i)
 	}
-	var opts []jetsource.AppendOption
+	// The events' ids derive from the command id: a redelivered command
+	// that decides other data meets the events stored the first time.
+	opts := []jetsource.AppendOption{jetsource.StoredWins()}
 	filters := boundary(d.Filters, len(events))
 	if len(filters) > 0 {
 		opts = append(opts, jetsource.ExpectNoneAfter(d.Position, filters...))

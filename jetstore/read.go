@@ -307,7 +307,7 @@ func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 				yield(jetsource.Event{}, it.err)
 				return
 			}
-			if !filtered || matchQuery(q, it.e) {
+			if !it.internal && (!filtered || matchQuery(q, it.e)) {
 				if !yield(it.e, nil) {
 					return
 				}
@@ -325,6 +325,9 @@ func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 type readItem struct {
 	e   jetsource.Event
 	err error
+	// internal marks a message of jetsource's own (a guard): no event,
+	// never yielded, but its sequence still ends a bounded read.
+	internal bool
 }
 
 // readBuffer carries decoded events from the consumer's message handler
@@ -371,6 +374,10 @@ func (b *readBuffer) deliver(msg jetstream.Msg) {
 		return // delivered again by a consumer that replaced the first
 	}
 	b.lastSeq = at.Sequence
+	if jetsource.InternalSubject(msg.Subject()) {
+		b.push(readItem{e: jetsource.Event{Sequence: at.Sequence, Stream: at.Stream}, internal: true}, b.until > 0 && at.Sequence >= b.until)
+		return
+	}
 	// A message that is no valid event comes as a malformed event: no
 	// message can stop a read.
 	e := jetsource.DecodeStored(msg.Subject(), msg.Headers(), msg.Data(), at)

@@ -352,6 +352,15 @@ func nakAfter(m jetstream.Msg, d time.Duration) {
 // the event is settled (acknowledged or dead-lettered).
 func (s *Subscriber) handle(d *delivery) (time.Duration, bool) {
 	meta := d.meta
+	if jetsource.InternalSubject(d.msg.Subject()) {
+		// jetsource's own message (a guard of a transaction): no event,
+		// nothing to hand to the handler.
+		if aerr := d.msg.Ack(); aerr != nil {
+			s.log.Warn("ack", "sequence", meta.Sequence.Stream, "err", aerr)
+		}
+		s.noteAck(meta.Sequence.Stream)
+		return 0, true
+	}
 	e := decode(d.msg.Subject(), d.msg.Headers(), d.msg.Data(),
 		jetsource.Stored{Stream: meta.Stream, Sequence: meta.Sequence.Stream, Time: meta.Timestamp})
 	var err error

@@ -522,6 +522,7 @@ func (c Config) streamConfig() jetstore.StreamConfig {
 		Name: c.Stream.Name, Subjects: c.Stream.Subjects, Replicas: c.Stream.Replicas,
 		Duplicates: time.Duration(c.Stream.Duplicates), MaxMsgSize: int32(c.Stream.MaxMsgSize),
 		MaxBytes: int64(c.Stream.MaxBytes), AllowDelete: c.Stream.AllowDelete,
+		ReservedPrefixes: []string{c.Commands.prefix()},
 	}
 }
 

@@ -142,7 +142,7 @@ func startWorkers(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cf
 			return store, nil
 		}
 		var err error
-		store, err = jetstore.New(ctx, js, cfg.Stream.Name)
+		store, err = jetstore.New(ctx, js, cfg.Stream.Name, jetstore.WithReservedPrefixes(cfg.Commands.prefix()))
 		return store, err
 	}
 	if parts.commands && w.registry != nil {

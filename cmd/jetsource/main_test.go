@@ -51,8 +51,14 @@ func TestAppendAndEvents(t *testing.T) {
 		t.Fatalf("append from stdin: code %d, out %q", code, out)
 	}
 	t.Run("DuplicateIDPrintsOriginal", func(t *testing.T) {
-		code, out, errOut := run(t, ctx, "", "append", "users.A.renamed", `{"name":"Other"}`, "--id", "evt-2", srv)
+		code, out, errOut := run(t, ctx, `{"name":"Anne"}`, "append", "users.A.renamed", "-", "--id", "evt-2", "--type", "com.example.renamed", srv)
 		if code != 0 || strings.TrimSpace(out) != "2" || !strings.Contains(errOut, "duplicate") {
+			t.Fatalf("got code %d, out %q, err %q", code, out, errOut)
+		}
+	})
+	t.Run("ReusedIDWithOtherContentExits3", func(t *testing.T) {
+		code, out, errOut := run(t, ctx, "", "append", "users.A.renamed", `{"name":"Other"}`, "--id", "evt-2", srv)
+		if code != exitConflict || strings.TrimSpace(out) != "2" || !strings.Contains(errOut, "sequence 2") {
 			t.Fatalf("got code %d, out %q, err %q", code, out, errOut)
 		}
 	})
@@ -141,7 +147,7 @@ func TestBadInputExitCodes(t *testing.T) {
 		{"BadSince", []string{"events", "--since", "yesterday", srv}, exitUsage, "--since"},
 		{"NotJSON", []string{"append", "users.A.added", "{bad", srv}, exitError, "not valid JSON"},
 		{"OneToken", []string{"append", "users", "{}", srv}, exitError, "at least two tokens"},
-		{"NoStream", []string{"append", "orders.A.placed", "{}", srv}, exitError, "no stream captures"},
+		{"NoStream", []string{"append", "orders.A.placed", "{}", srv}, exitUsage, "does not capture orders.A.placed"},
 		{"MissingStream", []string{"events", "--stream", "NOPE", srv}, exitError, "stream not found"},
 		{"Unreachable", []string{"events", "--server", "nats://127.0.0.1:1"}, exitError, "cannot connect"},
 		{"TooLarge", []string{"append", "users.A.added", `"` + strings.Repeat("x", 2<<20) + `"`, srv}, exitError, "too large"},

@@ -88,11 +88,11 @@ func (m *Main) report(err error) int {
 			fmt.Fprintln(m.Stderr, "error:", ce.err)
 		}
 		return ce.code
-	case errors.As(err, &ue), isCobraUsage(err):
+	case errors.As(err, &ue), isCobraUsage(err), errors.Is(err, jetsource.ErrForbiddenSubject):
 		fmt.Fprintln(m.Stderr, "usage error:", err)
 		fmt.Fprintln(m.Stderr, "Run 'jetsource --help' for usage.")
 		return exitUsage
-	case errors.Is(err, jetsource.ErrConflict):
+	case errors.Is(err, jetsource.ErrConflict), errors.Is(err, jetsource.ErrIDReused):
 		fmt.Fprintln(m.Stderr, "conflict:", err)
 		return exitConflict
 	default:
