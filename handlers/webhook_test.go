@@ -247,4 +247,3 @@ func TestWebhookRuleErrors(t *testing.T) {
 		}
 	})
 }
-
