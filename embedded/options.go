@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -23,6 +24,9 @@ type options struct {
 	logger       *slog.Logger
 	startTimeout time.Duration
 	deferListen  bool
+	mqttHost     string
+	mqttPort     int // 0: no MQTT listener
+	mqttPublish  []string
 	configure    []func(*server.Options) error
 }
 
@@ -145,6 +149,59 @@ func WithServerOptions(f func(*server.Options) error) Option {
 			return fmt.Errorf("%w: nil server options function", ErrInvalidOption)
 		}
 		o.configure = append(o.configure, f)
+		return nil
+	}
+}
+
+// WithMQTT opens an MQTT listener (MQTT 3.1.1, nats-server's built-in
+// support) on hostport; port 0 picks a free port ([Server.MQTTAddr] tells
+// which). MQTT clients then subscribe to events: the MQTT topic
+// users/A/added is the subject users.A.added, the wildcards + and # are
+// * and >. An MQTT client receives the event's data as the payload (MQTT
+// 3.1.1 has no headers: the ce-* attributes are not carried). QoS 0 and 1
+// subscriptions are served; a QoS 1 subscription with a persistent
+// session keeps its messages in JetStream streams the server creates
+// ($MQTT_msgs, $MQTT_sess, ...).
+//
+// MQTT clients are read-only: they connect as their own user, which may
+// subscribe to any subject but publish to none (their PUBLISH packets
+// are refused), so nothing written over MQTT lands in the event stream
+// unchecked; [WithMQTTPublish] allows chosen subjects. NATS clients keep
+// connecting without credentials as before (as the no-auth user of a
+// user list the server then has, with every permission).
+func WithMQTT(hostport string) Option {
+	return func(o *options) error {
+		host, port, err := net.SplitHostPort(hostport)
+		if err != nil {
+			return fmt.Errorf("%w: MQTT address %q: %v", ErrInvalidOption, hostport, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 0 || p > 65535 {
+			return fmt.Errorf("%w: MQTT address %q: bad port", ErrInvalidOption, hostport)
+		}
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		o.mqttHost, o.mqttPort = host, p
+		if p == 0 {
+			o.mqttPort = server.RANDOM_PORT
+		}
+		return nil
+	}
+}
+
+// WithMQTTPublish lets MQTT clients publish to subjects matching the
+// given filters (default: none). A subject the event stream captures
+// becomes an event with no CloudEvents attributes but those derived from
+// the subject: allow only what is meant to be written that way.
+func WithMQTTPublish(filters ...string) Option {
+	return func(o *options) error {
+		for _, f := range filters {
+			if f == "" || strings.ContainsAny(f, " \t\r\n") {
+				return fmt.Errorf("%w: MQTT publish filter %q", ErrInvalidOption, f)
+			}
+		}
+		o.mqttPublish = append(o.mqttPublish, filters...)
 		return nil
 	}
 }

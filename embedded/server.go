@@ -2,10 +2,14 @@ package embedded
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +30,7 @@ type Server struct {
 	listening atomic.Bool
 	host      string
 	port      int
+	mqttAddr  string
 }
 
 // Start starts a server and waits until it accepts connections (with
@@ -62,6 +67,10 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 		NoLog:        o.logger == nil,
 		DontListen:   o.deferListen,
 	}
+	mqttAddr, err := configureMQTT(sopts, &o)
+	if err != nil {
+		return nil, err
+	}
 	for _, f := range o.configure {
 		if err := f(sopts); err != nil {
 			return nil, fmt.Errorf("%w: server options: %v", ErrInvalidOption, err)
@@ -84,7 +93,7 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("%w: not ready for connections on %s:%d within %v", ErrStart, o.host, o.port, deadline)
 	}
-	s := &Server{ns: ns, dataDir: dir, sync: o.syncInterval, host: o.host, port: o.port}
+	s := &Server{ns: ns, dataDir: dir, sync: o.syncInterval, host: o.host, port: o.port, mqttAddr: mqttAddr}
 	s.listening.Store(!o.deferListen)
 	return s, nil
 }
@@ -121,6 +130,10 @@ func (s *Server) Listening() bool { return s.listening.Load() }
 // nats://127.0.0.1:4222 (with [WithDeferredListen], known once
 // [Server.Listen] returned).
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// MQTTAddr returns the host:port of the MQTT listener ([WithMQTT]), or ""
+// when there is none.
+func (s *Server) MQTTAddr() string { return s.mqttAddr }
 
 // DataDir returns the absolute path of the data directory.
 func (s *Server) DataDir() string { return s.dataDir }
@@ -175,4 +188,51 @@ func (a *slogAdapter) Debugf(format string, v ...any) {
 }
 func (a *slogAdapter) Tracef(format string, v ...any) {
 	a.l.Debug(fmt.Sprintf(format, v...), "component", "nats-server", "trace", true)
+}
+
+// Users of a server with an MQTT listener: NATS clients without
+// credentials are natsUser (every permission), MQTT clients without
+// credentials are mqttUser (subscribe only).
+const (
+	natsUser = "jetsource"
+	mqttUser = "mqtt"
+)
+
+// configureMQTT sets the MQTT listener and its users, and returns its
+// address ("" without one).
+func configureMQTT(so *server.Options, o *options) (string, error) {
+	if o.mqttPort == 0 {
+		return "", nil
+	}
+	port := o.mqttPort
+	if port == server.RANDOM_PORT {
+		// Reserve a free port now so that its address is known.
+		l, err := net.Listen("tcp", net.JoinHostPort(o.mqttHost, "0"))
+		if err != nil {
+			return "", fmt.Errorf("%w: MQTT listener: %v", ErrStart, err)
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	so.MQTT.Host, so.MQTT.Port = o.mqttHost, port
+	// Users with random passwords: nobody can log in as them, clients
+	// without credentials become them.
+	secret := func() string {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		return hex.EncodeToString(b)
+	}
+	pub := &server.SubjectPermission{Deny: []string{">"}}
+	if len(o.mqttPublish) > 0 {
+		pub = &server.SubjectPermission{Allow: append([]string(nil), o.mqttPublish...)}
+	}
+	so.Users = append(so.Users,
+		&server.User{Username: natsUser, Password: secret()},
+		&server.User{Username: mqttUser, Password: secret(), Permissions: &server.Permissions{
+			Publish:   pub,
+			Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"_INBOX.>", "$JS.>", "$SYS.>"}},
+		}},
+	)
+	so.NoAuthUser, so.MQTT.NoAuthUser = natsUser, mqttUser
+	return net.JoinHostPort(o.mqttHost, strconv.Itoa(port)), nil
 }

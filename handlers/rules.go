@@ -89,6 +89,8 @@ type Rule struct {
 	Command string
 	// Go is the name of the [Reaction] called (go rules).
 	Go string
+	// Webhook is where the events are POSTed (webhook rules).
+	Webhook *Webhook
 	// Flag is the feature flag that gates the rule (empty: none).
 	Flag string
 	// WhenOff is what the worker does while Flag is off.
@@ -224,6 +226,9 @@ func (r *Rule) React(ctx context.Context, e jetsource.Event, send Sender) (Outco
 	}
 	if !ok {
 		return Outcome{}, nil
+	}
+	if r.Webhook != nil {
+		return r.reactWebhook(ctx, e)
 	}
 	fs := &followOn{send: send, rule: r.Name, event: e}
 	if r.Go != "" {

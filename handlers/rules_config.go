@@ -32,6 +32,7 @@ type RuleOption func(*ruleConfig) error
 type ruleConfig struct {
 	commands  map[string]bool // nil: any valid name
 	reactions *Reactions
+	getenv    func(string) string // webhook secret_env; nil: os.Getenv
 }
 
 // WithCommands gives the names of the commands rules may send, such as
@@ -98,6 +99,8 @@ func LoadRules(path string, opts ...RuleOption) ([]*Rule, error) {
 //	        group: default
 //	        user: ${ unescape(event.tokens[2]) }
 //	    # go: audit-log                   # ...or a Reaction registered in Go
+//	    # webhook: {url: https://h.example/users, secret_env: HOOK_SECRET}
+//	                                      # ...or POST the event (see [Webhook])
 //	    flag: join-default-group          # optional feature flag
 //	    when_off: pause                   # skip (default) or pause
 //	    max_deliver: 5                    # optional: deliveries before dead letter
@@ -128,7 +131,8 @@ func LoadRules(path string, opts ...RuleOption) ([]*Rule, error) {
 // overlapping on filters, an expression that does not compile
 // ([ErrInvalidExpression]), a command not given to [WithCommands]
 // ([ErrUnknownCommand]), a go: name not registered in [WithReactions]
-// ([ErrUnknownReaction]), both or neither of do and go, a bad flag name,
+// ([ErrUnknownReaction]), not exactly one of do, go and webhook, a bad
+// webhook url, timeout, header or unreadable secret, a bad flag name,
 // when_off without flag, when_off pause with max_deliver 1, or a bad
 // number, duration or start.
 //
@@ -261,7 +265,7 @@ func (p *ruleParser) fields(m *yaml.Node, field string, known []string, f func(k
 	}
 }
 
-var ruleFields = []string{"name", "on", "entities", "when", "do", "go", "flag", "when_off", "max_deliver", "backoff", "concurrency", "start"}
+var ruleFields = []string{"name", "on", "entities", "when", "do", "go", "webhook", "flag", "when_off", "max_deliver", "backoff", "concurrency", "start"}
 
 // rule parses one handler; it returns nil when the entry is no mapping.
 func (p *ruleParser) rule(n *yaml.Node, field string) (*Rule, *yaml.Node) {
@@ -270,7 +274,7 @@ func (p *ruleParser) rule(n *yaml.Node, field string) (*Rule, *yaml.Node) {
 		return nil, nil
 	}
 	r := &Rule{File: p.file, Line: n.Line, Start: StartNew}
-	var nameNode, onNode, doNode, goNode, whenOffNode *yaml.Node
+	var nameNode, onNode, doNode, goNode, webhookNode, whenOffNode *yaml.Node
 	p.fields(n, field, ruleFields, func(key string, k, v *yaml.Node) {
 		f := field + "." + key
 		switch key {
@@ -319,6 +323,9 @@ func (p *ruleParser) rule(n *yaml.Node, field string) (*Rule, *yaml.Node) {
 					r.reaction = re
 				}
 			}
+		case "webhook":
+			webhookNode = v
+			p.webhook(r, v, f)
 		case "flag":
 			if s, ok := p.str(v, f); ok {
 				if err := flags.ValidName(s); err != nil {
@@ -361,8 +368,13 @@ func (p *ruleParser) rule(n *yaml.Node, field string) (*Rule, *yaml.Node) {
 	switch {
 	case doNode != nil && goNode != nil:
 		p.failf(goNode, field+".go", "a handler has do or go, not both")
-	case doNode == nil && goNode == nil:
-		p.failf(n, field, "missing do (a command to send) or go (a registered reaction)")
+	case webhookNode != nil && (doNode != nil || goNode != nil):
+		p.failf(webhookNode, field+".webhook", "a handler has one of do, go and webhook")
+	case doNode == nil && goNode == nil && webhookNode == nil:
+		p.failf(n, field, "missing do (a command to send), go (a registered reaction) or webhook (a URL to POST events to)")
+	}
+	if webhookNode != nil && r.Backoff == nil {
+		r.Backoff = DefaultWebhookBackoff()
 	}
 	if whenOffNode != nil && r.Flag == "" {
 		p.failf(whenOffNode, field+".when_off", "needs flag")

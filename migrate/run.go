@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,7 +13,6 @@ import (
 	"github.com/jetsource/jetsource"
 	"github.com/jetsource/jetsource/jetstore"
 	"github.com/jetsource/jetsource/publisher"
-	"github.com/jetsource/jetsource/state"
 	"github.com/jetsource/jetsource/subjects"
 )
 
@@ -82,7 +80,7 @@ type Runner struct {
 }
 
 // NewRunner returns a runner that writes to store the rows that src holds
-// for the tables of m. Options: [WithJetStream], [WithValidation],
+// for the tables of m. Options: [WithJetStream], [WithFoldConcurrency], [WithValidation],
 // [WithSkipBadRows], [WithBadRowHandler], [WithProgress], [WithTimeout],
 // [WithFlushEvery], [WithPublisherOptions].
 //
@@ -271,6 +269,9 @@ func (r *Runner) Run(ctx context.Context, mode Mode) (counts Counts, err error) 
 		return counts, err
 	}
 	w := &writer{r: r, pub: pub}
+	if r.cfg.js != nil {
+		w.direct = newDirectFolder(r.cfg.js, r.store.Stream())
+	}
 	defer func() {
 		// Collect what was sent, with a fresh context: an interrupted
 		// run still learns which of its appends were stored.
@@ -319,6 +320,8 @@ type writer struct {
 	r       *Runner
 	pub     *publisher.Publisher
 	pending []pending
+	changes []changeJob   // changed rows waiting for their folds
+	direct  *directFolder // nil: folds through the store
 	counts  Counts
 	err     error // the first failed append
 }
@@ -388,6 +391,9 @@ func (w *writer) surface(ctx context.Context, p *plan) (map[string]*entry, error
 	last, err := w.r.store.LastSequence(ctx, p.filter)
 	if err != nil || last == 0 {
 		return nil, err
+	}
+	if w.r.cfg.js != nil {
+		return w.surfaceJS(ctx, p, last)
 	}
 	s := map[string]*entry{}
 	for e, err := range w.r.store.Latest(ctx, p.filter) {
@@ -511,10 +517,13 @@ func (w *writer) table(ctx context.Context, p *plan, mode Mode) error {
 		case en.hash == row.hash:
 			w.counts.Unchanged++
 		default:
-			if err := w.change(ctx, p, pd, row); err != nil {
+			if err := w.queueChange(ctx, pd, row); err != nil {
 				return err
 			}
 		}
+	}
+	if err := w.flushChanges(ctx); err != nil {
+		return err
 	}
 	if mode != Sync || surf == nil {
 		return nil
@@ -537,41 +546,4 @@ func (w *writer) table(ctx context.Context, p *plan, mode Mode) error {
 		}
 	}
 	return nil
-}
-
-// change folds the aggregate's state and writes the merge patch that
-// turns it into the row's, if there is a difference.
-func (w *writer) change(ctx context.Context, p *plan, pd pending, row row) error {
-	agg, err := subjects.Parse(row.aggregate)
-	if err != nil {
-		return err
-	}
-	opts := []state.Option{state.WithTimeout(w.r.cfg.timeout)}
-	if w.r.cfg.js != nil {
-		opts = append(opts, state.WithJetStream(w.r.cfg.js, w.r.store.Stream()))
-	}
-	s, seq, err := state.Load(ctx, w.r.store, state.MergeReducer(), agg, opts...)
-	if err != nil {
-		return &RowError{Table: p.t.Table, Row: pd.num, Key: pd.key, Err: fmt.Errorf("fold %s: %w", row.aggregate, err)}
-	}
-	old := asObject(s)
-	if c, err := canonicalState(old); err == nil && stateHash(c) == row.hash {
-		w.counts.Unchanged++
-		return nil
-	}
-	patch := diff(old, row.state)
-	if len(patch) == 0 {
-		w.counts.Unchanged++
-		return nil
-	}
-	data, err := json.Marshal(patch)
-	if err != nil {
-		return &RowError{Table: p.t.Table, Row: pd.num, Key: pd.key, Err: err}
-	}
-	pd.kind = kindChanged
-	e, err := w.event(p, row.aggregate, ChangedType, seq, row.hash, data)
-	if err != nil {
-		return &RowError{Table: p.t.Table, Row: pd.num, Key: pd.key, Err: err}
-	}
-	return w.append(ctx, pd, e, seq)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,6 +47,8 @@ type Config struct {
 	Flags FlagsConfig `yaml:"flags"`
 	// Buckets limit the key-value buckets jetsource creates.
 	Buckets BucketsConfig `yaml:"buckets"`
+	// MQTT opens an MQTT listener for subscribers of events.
+	MQTT MQTTConfig `yaml:"mqtt"`
 
 	// file is the configuration file (empty: none); relative paths in it
 	// are resolved against its directory when it is parsed (see
@@ -194,6 +197,67 @@ func (c *LogConfig) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// MQTTConfig is the mqtt: section: an MQTT listener (MQTT 3.1.1, the
+// server's built-in support) through which MQTT clients subscribe to
+// events. The topic users/A/added is the subject users.A.added (+ and #
+// are * and >); the payload is the event's data (MQTT 3.1.1 carries no
+// ce-* headers); QoS 0 and 1 subscriptions are served. MQTT clients may
+// publish nothing unless publish names subjects: anything they published
+// on the stream's subjects would become an event unchecked.
+//
+//	mqtt:
+//	  listen: 127.0.0.1:1883    # host:port (port 0: any free port)
+//	  publish: ["sensors.>"]    # subjects MQTT clients may publish to (default: none)
+type MQTTConfig struct {
+	// Listen is the MQTT address (empty: no listener).
+	Listen string
+	// Publish are the subject filters MQTT clients may publish to.
+	Publish []string
+
+	fieldLines
+}
+
+var mqttFields = []string{"listen", "publish"}
+
+// UnmarshalYAML decodes the section, refusing unknown keys.
+func (c *MQTTConfig) UnmarshalYAML(n *yaml.Node) error {
+	out := *c
+	err := decodeSection(n, "mqtt", mqttFields, &out.fieldLines, func(key string, v *yaml.Node) error {
+		switch key {
+		case "listen":
+			return decodeString(v, &out.Listen)
+		case "publish":
+			return decodeStrings(v, &out.Publish)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
+func (c MQTTConfig) validate() []error {
+	var errs []error
+	if c.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("%smqtt.listen: %q is not host:port", c.at("listen"), c.Listen))
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			errs = append(errs, fmt.Errorf("%smqtt.listen: %q has a bad port", c.at("listen"), c.Listen))
+		}
+	}
+	for _, f := range c.Publish {
+		if _, err := subjects.ParseFilter(f); err != nil {
+			errs = append(errs, fmt.Errorf("%smqtt.publish: %w", c.at("publish"), err))
+		}
+	}
+	if len(c.Publish) > 0 && c.Listen == "" {
+		errs = append(errs, fmt.Errorf("%smqtt.publish: needs mqtt.listen", c.at("publish")))
+	}
+	return errs
+}
+
 // BucketsConfig is the buckets: section: limits of the key-value buckets
 // jetsource creates (the flag bucket). A bucket that exists keeps its
 // configuration.
@@ -224,7 +288,7 @@ func (c *BucketsConfig) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // topFields are the sections of a configuration file.
-var topFields = []string{"server", "stream", "source", "log", "projections", "commands", "handlers", "flags", "buckets"}
+var topFields = []string{"server", "stream", "source", "log", "projections", "commands", "handlers", "flags", "buckets", "mqtt"}
 
 // UnmarshalYAML decodes the file section by section over the defaults,
 // refusing unknown sections.
@@ -257,6 +321,8 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 			return v.Decode(&out.Flags)
 		case "buckets":
 			return v.Decode(&out.Buckets)
+		case "mqtt":
+			return v.Decode(&out.MQTT)
 		}
 		return nil
 	})
@@ -489,6 +555,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Commands.validate(c.commandSets())...)
 	errs = append(errs, c.Handlers.validate()...)
 	errs = append(errs, c.Flags.validate()...)
+	errs = append(errs, c.MQTT.validate()...)
 	switch c.Log.Format {
 	case "text", "json":
 	default:

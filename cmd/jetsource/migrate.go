@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/jetsource/jetsource"
@@ -117,9 +118,13 @@ func (m *Main) runMigrate(ctx context.Context, g *globals, f migrateFlags, mode 
 	if err := m.checkCaptured(ctx, c, mp); err != nil {
 		return err
 	}
+	js, err := jetstream.New(c.nc, jetstream.WithDefaultTimeout(g.timeout))
+	if err != nil {
+		return err
+	}
 	var prog *progress
 	opts := []migrate.Option{
-		migrate.WithTimeout(g.timeout), migrate.WithValidation(false),
+		migrate.WithJetStream(js), migrate.WithTimeout(g.timeout), migrate.WithValidation(false),
 		migrate.WithProgress(func(n int64) { prog.Add(n) }),
 		migrate.WithBadRowHandler(func(re *migrate.RowError) { prog.Println(re.Error()) }),
 	}

@@ -22,7 +22,7 @@ import (
 )
 
 func (m *Main) newServeCmd(g *globals) *cobra.Command {
-	var configFile, listen, data, sync, logFormat string
+	var configFile, listen, data, sync, logFormat, mqttListen string
 	var roots []string
 	var maxBytes ByteSize
 	cmd := &cobra.Command{
@@ -75,6 +75,21 @@ server starts: an unknown command set, a rule naming an unknown command or a
 bad expression stops serve with the file, line and field. Without a config
 file serve runs no command workers and no handlers.
 
+MQTT clients subscribe to events when the config has mqtt.listen (or
+with --mqtt 127.0.0.1:1883): nats-server's built-in MQTT 3.1.1 listener.
+The topic users/A/added is the subject users.A.added, + and # are * and
+>, and a subscriber receives the event's data as the payload (MQTT 3.1.1
+has no headers, so no ce-* attributes); QoS 0 and 1 subscriptions are
+served, QoS 1 sessions kept in JetStream ($MQTT_* streams). MQTT clients
+can publish nothing (their PUBLISH is refused), so nothing enters the event
+stream from MQTT unchecked, unless mqtt.publish lists subjects:
+
+  mqtt:
+    listen: 127.0.0.1:1883
+    publish: ["sensors.>"]    # default: none
+
+The MQTT listener opens as the server starts (it only serves readers).
+
 Clients can connect only once everything runs: the client port opens after
 the stream is provisioned and the command workers, projections, flag
 watcher and handlers have started, and the log line "jetsource serving"
@@ -121,6 +136,9 @@ answered "unknown" while serve starts.
 			if fl.Changed("max-bytes") {
 				cfg.Stream.MaxBytes = maxBytes
 			}
+			if fl.Changed("mqtt") {
+				cfg.MQTT.Listen = mqttListen
+			}
 			if err := cfg.Validate(); err != nil {
 				if cfg.file != "" {
 					err = configError(cfg.file, err)
@@ -146,6 +164,7 @@ answered "unknown" while serve starts.
 	f.StringVar(&sync, "sync", "always", `"always" (fsync every write) or an interval such as 1s`)
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringSliceVar(&roots, "subjects", nil, "subject roots the stream captures besides the configured ones, comma-separated (bookings or bookings.>)")
+	f.StringVar(&mqttListen, "mqtt", "", "open an MQTT listener on host:port for MQTT subscribers of events (topic users/A/added is subject users.A.added)")
 	f.Var(&maxBytes, "max-bytes", "size limit of the stream, such as 10GB: a full stream refuses new events (0: none)")
 	return cmd
 }
@@ -194,6 +213,12 @@ func StartServe(ctx context.Context, cfg Config, log *slog.Logger) (_ *Serve, er
 	}
 	if cfg.Server.MaxPayload > 0 {
 		opts = append(opts, embedded.WithMaxPayload(cfg.Server.MaxPayload))
+	}
+	if cfg.MQTT.Listen != "" {
+		opts = append(opts, embedded.WithMQTT(cfg.MQTT.Listen))
+		if len(cfg.MQTT.Publish) > 0 {
+			opts = append(opts, embedded.WithMQTTPublish(cfg.MQTT.Publish...))
+		}
 	}
 	srv, err := embedded.Start(ctx, opts...)
 	if err != nil {
@@ -259,6 +284,9 @@ func StartServe(ctx context.Context, cfg Config, log *slog.Logger) (_ *Serve, er
 	log.Info("jetsource serving", "url", srv.ClientURL(), "data", srv.DataDir(), "fsync", sync,
 		"stream", info.Config.Name, "subjects", strings.Join(info.Config.Subjects, " "), "events", info.State.Msgs,
 		"max_bytes", limit)
+	if a := srv.MQTTAddr(); a != "" {
+		log.Info("MQTT subscribers", "mqtt", "mqtt://"+a, "publish", strings.Join(cfg.MQTT.Publish, " "))
+	}
 	if interval > 0 {
 		log.Warn("fsync is lazy: a machine crash can lose acknowledged events", "interval", interval)
 	}
@@ -312,6 +340,9 @@ func (s *Serve) Flags() *flags.Set { return s.work.flags }
 
 // URL returns the client URL of the server.
 func (s *Serve) URL() string { return s.srv.ClientURL() }
+
+// MQTTAddr returns the host:port of the MQTT listener ("" without one).
+func (s *Serve) MQTTAddr() string { return s.srv.MQTTAddr() }
 
 // Close stops the workers in the reverse order of their start (handlers,
 // flag watcher, projections, command workers), drains the connection and
