@@ -247,6 +247,12 @@ func (s *Store) batchOutcome(ctx context.Context, events []jetsource.Event, own 
 	}
 	switch state {
 	case batchNone:
+		var apiErr *jetstream.APIError
+		if errors.As(failure, &apiErr) && apiErr.ErrorCode == codeBatchDuplicate {
+			// Refused for a repeated id, and none of its ids is stored:
+			// the batch itself holds one id twice.
+			return nil, fmt.Errorf("%w: the batch holds an event id twice; nothing written: %w", jetsource.ErrInvalidEvent, failure)
+		}
 		return nil, fmt.Errorf("%w (not stored)", failure)
 	case batchPartly:
 		return nil, fmt.Errorf("%w: the batch holds an event id stored before, but not as this whole batch; nothing written: %w", jetsource.ErrInvalidEvent, failure)

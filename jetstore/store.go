@@ -522,7 +522,9 @@ func (s *Store) retried(ctx context.Context, e jetsource.Event, seq uint64) (jet
 	if seq == 0 {
 		return jetsource.Ack{}, false, nil
 	}
-	m, err := s.getMsg(ctx, seq)
+	// From the leader: a replica that is behind would hide the call's own
+	// event and turn it into a false conflict.
+	m, err := s.getFrom(ctx, map[string]any{"seq": seq}, true)
 	if err != nil || m.Header.Get(jetsource.HeaderMsgID) != e.ID {
 		return jetsource.Ack{}, false, nil
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/jetsource/jetsource"
 	"github.com/jetsource/jetsource/embedded"
 	"github.com/jetsource/jetsource/flags"
 	"github.com/jetsource/jetsource/handlers"
@@ -311,7 +312,7 @@ func streamConfigKeeping(ctx context.Context, js jetstream.JetStream, cfg jetsto
 	var kept []string
 	subjectsOut := slices.Clone(cfg.Subjects)
 	for _, have := range st.CachedInfo().Config.Subjects {
-		if slices.Contains(cfg.Subjects, have) {
+		if slices.Contains(cfg.Subjects, have) || jetsource.InternalSubject(have) {
 			continue
 		}
 		next := cfg

@@ -241,7 +241,16 @@ subjects are refused. The last root cannot be removed.`
 				return fmt.Errorf("stream %s: %w", g.stream, err)
 			}
 			cfg := st.CachedInfo().Config
-			before := cfg.Subjects
+			// The stream's own guard subject is jetsource's, not a root
+			// to add or remove: it is kept as it is.
+			var internal []string
+			before := slices.DeleteFunc(slices.Clone(cfg.Subjects), func(s string) bool {
+				if jetsource.InternalSubject(s) {
+					internal = append(internal, s)
+					return true
+				}
+				return false
+			})
 			var after []string
 			if add {
 				after, _ = addRoots(before, roots)
@@ -262,7 +271,7 @@ subjects are refused. The last root cannot be removed.`
 			}
 			changed := !slices.Equal(before, after)
 			if changed {
-				cfg.Subjects = after
+				cfg.Subjects = append(slices.Clone(after), internal...)
 				if _, err := js.UpdateStream(ctx, cfg); err != nil {
 					return fmt.Errorf("update stream %s: %w", cfg.Name, err)
 				}
