@@ -20,6 +20,9 @@ func TestSingleServer(t *testing.T) {
 }
 
 func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster; TestSingleServer runs the same scenarios on one server")
+	}
 	env := &raceEnv{nodes: embeddedtest.RunCluster(t, 3)}
 	t.Run("Race", func(t *testing.T) { runRaceCases(t, env, raceCases(3, raceRounds(raceRoundsR3))) })
 	t.Run("Strict", func(t *testing.T) { testStrict(t, env, 3) })

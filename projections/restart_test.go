@@ -21,6 +21,9 @@ const restartTimeout = 2 * time.Minute
 // the runner reconnects, resumes from its checkpoint and applies every
 // event once.
 func TestServerRestartResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts the server under a running projection")
+	}
 	e := newEnv(t)
 	ctx := context.Background()
 	e.appendN(t, 0, 2000, 10)
