@@ -224,9 +224,11 @@ func runRace(t *testing.T, env *raceEnv, c raceCase, root string) {
 	rerun := 0
 	for round := range c.rounds {
 		for attempt := 1; ; attempt++ {
+			errs := make([]error, raceWriters)
 			positions := runRaceAttempt(t, ctx, c, round, stores, foreign, foreignStore, boundary, writerSubject, foreignSubject, func(w int, pos uint64, took time.Duration, ack jetsource.Ack, err error) {
 				mu.Lock()
 				defer mu.Unlock()
+				errs[w] = err
 				if took > slowest {
 					slowest, slowestErr = took, err
 				}
@@ -255,7 +257,7 @@ func runRace(t *testing.T, env *raceEnv, c raceCase, root string) {
 			// moment behind), and rightly lost.
 			for w, pos := range positions {
 				if pos >= top {
-					t.Fatalf("round %d attempt %d: no winner, but writer %d read position %d, the boundary's last event (%d): its append must not have failed", round, attempt, w, pos, top)
+					t.Fatalf("round %d attempt %d: no winner, but writer %d read position %d, the boundary's last event (%d): its append must not have failed, got %v", round, attempt, w, pos, top, errs[w])
 				}
 			}
 			if attempt == raceAttempts {
