@@ -90,6 +90,8 @@ func TestProjectionSurvivesSIGKILL(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// A test that fails leaves no worker behind.
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		return cmd
 	}
 	// The checkpoint as the worker last committed it, read through one
@@ -131,17 +133,17 @@ func TestProjectionSurvivesSIGKILL(t *testing.T) {
 		return !appending
 	}
 	// awaitProgress polls the checkpoint until the worker committed past
-	// after (or, once every event is appended, has applied them all) and
-	// returns it. The kills wait on this, not on a timer: a worker killed
+	// after (or, once every event is appended, has applied them all). The
+	// kills wait on this, not on a timer: a worker killed
 	// before its first commit, as on a loaded machine a worker still
 	// starting up is, would prove nothing. It fails the test when the
 	// worker shows no progress for killProgressTimeout.
-	awaitProgress := func(after uint64) uint64 {
+	awaitProgress := func(after uint64) {
 		deadline := time.Now().Add(killProgressTimeout)
 		for {
 			cp := checkpoint()
 			if cp > after || (appenderDone() && cp >= events) {
-				return cp
+				return
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("the worker made no progress past checkpoint %d in %v", after, killProgressTimeout)
