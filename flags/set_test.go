@@ -561,6 +561,9 @@ func TestWatchLifecycle(t *testing.T) {
 // TestWatchSurvivesRestart: after the server restarts, a toggle still
 // reaches the watching Set (the client reconnects and the watch resumes).
 func TestWatchSurvivesRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts the server")
+	}
 	e := newEnv(t)
 	ctx := context.Background()
 	s := newSet(t, flags.WithBucket(e.kv))

@@ -31,11 +31,35 @@ const raceWriters = 10
 
 // Rounds per scenario. A round takes a few milliseconds even on three
 // nodes with the race detector, so the R3 scenarios need not run fewer
-// rounds than the R1 ones (if they ever must, keep at least 20).
+// rounds than the R1 ones (if they ever must, keep at least 20). With
+// -short, [raceRounds] runs raceRoundsShort.
 const (
-	raceRoundsR1 = 50
-	raceRoundsR3 = 50
+	raceRoundsR1    = 50
+	raceRoundsR3    = 50
+	raceRoundsShort = 10
 )
+
+// raceRounds returns rounds, or raceRoundsShort with -short.
+func raceRounds(rounds int) int {
+	if testing.Short() {
+		return min(rounds, raceRoundsShort)
+	}
+	return rounds
+}
+
+// raceAttempts bounds how often a round without any other writer is run
+// again because every writer read a position older than the boundary's
+// last event. A replica answers a read a moment behind the leader now and
+// then, more often on a loaded machine, and a writer that decides on such
+// a read rightly loses; when all of them do, the round has no winner and
+// is run again with new reads. The bound is a number of attempts, not a
+// time: each attempt is ten independent reads.
+const raceAttempts = 20
+
+// raceTimeout bounds each operation of a writer. It is far above what an
+// append takes even on a loaded machine (see the slowest append in the
+// log): the scenarios test who wins, not how fast.
+const raceTimeout = 30 * time.Second
 
 // foreignPerRound is how many events the foreign writer publishes in each
 // round of a foreign-writer scenario.
@@ -135,7 +159,7 @@ func runRaceCases(t *testing.T, env *raceEnv, cases []raceCase) {
 func runRace(t *testing.T, env *raceEnv, c raceCase, root string) {
 	start := time.Now()
 	// Operations run without a deadline of their own, so the store's
-	// default timeout bounds each.
+	// timeout (raceTimeout) bounds each.
 	ctx := context.Background()
 
 	cfg := jetstore.StreamConfig{Name: "RACE_" + root, Subjects: []string{root + ".>"}, Replicas: c.replicas}
@@ -165,7 +189,7 @@ func runRace(t *testing.T, env *raceEnv, c raceCase, root string) {
 	// A connection and store per writer, spread over the nodes. Each
 	// opens and reads at once, on nodes other than the one that created
 	// the stream: before their direct-get responders are ready.
-	var opts []jetstore.Option
+	opts := []jetstore.Option{jetstore.WithTimeout(raceTimeout)}
 	if c.strict {
 		opts = append(opts, jetstore.WithStrict())
 	}
@@ -179,7 +203,7 @@ func runRace(t *testing.T, env *raceEnv, c raceCase, root string) {
 	if c.foreign {
 		var fjs jetstream.JetStream
 		foreign, fjs = env.conn(t, raceWriters)
-		foreignStore = openRaceStore(t, setupCtx, fjs, cfg.Name)
+		foreignStore = openRaceStore(t, setupCtx, fjs, cfg.Name, jetstore.WithTimeout(raceTimeout))
 	}
 	t.Logf("setup in %v", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
@@ -193,36 +217,18 @@ func runRace(t *testing.T, env *raceEnv, c raceCase, root string) {
 		slowest    time.Duration
 		slowestErr error
 	)
+	// top is the last sequence on the boundary as the acknowledgements
+	// tell it; without another writer, it is the last winner's.
+	var top uint64
+	// rerun counts the attempts run again because no writer won.
+	rerun := 0
 	for round := range c.rounds {
-		var read, done sync.WaitGroup
-		parties := raceWriters
-		if c.foreign {
-			parties++
-		}
-		read.Add(parties)
-		for w := range raceWriters {
-			st := stores[w]
-			done.Go(func() {
-				pos, err := readPosition(ctx, st, c.mode, w, boundary)
-				// Barrier: every writer has read before any appends.
-				read.Done()
-				read.Wait()
-				if err != nil {
-					t.Errorf("round %d writer %d: read position: %v", round, w, err)
-					return
-				}
-				e := jetsource.Event{Subject: writerSubject(w), Data: fmt.Appendf(nil, `{"round":%d,"writer":%d}`, round, w)}
-				var opt jetsource.AppendOption
-				if c.mode == aggregateMode {
-					opt = jetsource.ExpectSequence(pos)
-				} else {
-					opt = jetsource.ExpectNoneAfter(pos, boundary)
-				}
-				appendStart := time.Now()
-				ack, err := st.Append(ctx, e, opt)
-				took := time.Since(appendStart)
+		for attempt := 1; ; attempt++ {
+			errs := make([]error, raceWriters)
+			positions := runRaceAttempt(t, ctx, c, round, stores, foreign, foreignStore, boundary, writerSubject, foreignSubject, func(w int, pos uint64, took time.Duration, ack jetsource.Ack, err error) {
 				mu.Lock()
 				defer mu.Unlock()
+				errs[w] = err
 				if took > slowest {
 					slowest, slowestErr = took, err
 				}
@@ -232,47 +238,32 @@ func runRace(t *testing.T, env *raceEnv, c raceCase, root string) {
 				case err == nil:
 					wins = append(wins, win{round: round, writer: w, pos: pos, seq: ack.Sequence})
 					perRnd[round]++
+					top = max(top, ack.Sequence)
 				case !errors.Is(err, jetsource.ErrConflict):
 					if errSeen++; errSeen <= 5 {
 						t.Errorf("round %d writer %d: append: %v, want success or ErrConflict", round, w, err)
 					}
 				}
 			})
-		}
-		if c.foreign {
-			done.Go(func() {
-				read.Done()
-				read.Wait()
-				for k := range foreignPerRound {
-					// In even rounds the first event goes at once, before
-					// the writers' appends; every other event goes after a
-					// read, as a writer's append goes after its own, and
-					// lands among the appends.
-					if k > 0 || round%2 == 1 {
-						if _, err := foreignStore.LastSequence(ctx, boundary); err != nil {
-							t.Errorf("round %d: foreign read: %v", round, err)
-							return
-						}
-					}
-					data := fmt.Appendf(nil, `{"round":%d,"foreign":%d}`, round, k)
-					if c.foreignAppend {
-						if _, err := foreignStore.Append(ctx, jetsource.Event{Subject: foreignSubject, Data: data}); err != nil {
-							t.Errorf("round %d: foreign append: %v", round, err)
-						}
-						continue
-					}
-					if err := foreign.Publish(foreignSubject.String(), data); err != nil {
-						t.Errorf("round %d: foreign publish: %v", round, err)
-					}
+			if t.Failed() {
+				t.FailNow()
+			}
+			if c.foreign || perRnd[round] > 0 {
+				break
+			}
+			// Nobody else writes the boundary: a writer that read the
+			// last event's position must have won, or lost to a winner.
+			// So every writer read an older position (from a replica a
+			// moment behind), and rightly lost.
+			for w, pos := range positions {
+				if pos >= top {
+					t.Fatalf("round %d attempt %d: no winner, but writer %d read position %d, the boundary's last event (%d): its append must not have failed, got %v", round, attempt, w, pos, top, errs[w])
 				}
-				if err := foreign.FlushTimeout(5 * time.Second); err != nil {
-					t.Errorf("round %d: foreign flush: %v", round, err)
-				}
-			})
-		}
-		done.Wait()
-		if t.Failed() {
-			t.FailNow()
+			}
+			if attempt == raceAttempts {
+				t.Fatalf("round %d: no winner in %d attempts, each writer read a position before the boundary's last event (%d) every time", round, raceAttempts, top)
+			}
+			rerun++
 		}
 	}
 
@@ -294,7 +285,7 @@ func runRace(t *testing.T, env *raceEnv, c raceCase, root string) {
 		case n > 1:
 			t.Errorf("round %d: %d winners, want at most one", round, n)
 		case n == 0 && !c.foreign:
-			t.Errorf("round %d: no winner, want exactly one (no one else writes the boundary)", round)
+			t.Errorf("round %d: no winner in %d attempts, want exactly one (no one else writes the boundary)", round, raceAttempts)
 		}
 	}
 	if !c.foreign && len(matching) != c.rounds {
@@ -341,8 +332,8 @@ func runRace(t *testing.T, env *raceEnv, c raceCase, root string) {
 		st.Conflicts += ws.Conflicts
 		st.Busy += ws.Busy
 	}
-	t.Logf("%s on R%d (strict %v), %d writers, %d rounds, other writer: %s; winners per round (winners: rounds) %v; %d events on the boundary; %d violations in %d winning appends; %d conditioned appends, %d retries, %d conflicts, %d busy; slowest append %v (%v); rounds in %v",
-		c.name, c.replicas, c.strict, raceWriters, c.rounds, other, hist, len(matching), violations, len(wins),
+	t.Logf("%s on R%d (strict %v), %d writers, %d rounds (%d run again after every writer read behind), other writer: %s; winners per round (winners: rounds) %v; %d events on the boundary; %d violations in %d winning appends; %d conditioned appends, %d retries, %d conflicts, %d busy; slowest append %v (%v); rounds in %v",
+		c.name, c.replicas, c.strict, raceWriters, c.rounds, rerun, other, hist, len(matching), violations, len(wins),
 		st.Conditioned, st.Retries, st.Conflicts, st.Busy, slowest.Round(time.Millisecond), slowestErr, time.Since(start).Round(time.Millisecond))
 	if violations == 0 && c.knownGap {
 		t.Logf("no violation this time; the gap depends on timing")
@@ -351,6 +342,83 @@ func runRace(t *testing.T, env *raceEnv, c raceCase, root string) {
 		t.Skipf("known limitation on R%d without strict mode: %d of %d winning appends (%d rounds) had a matching event stored by an unconditioned writer between their read position and themselves",
 			c.replicas, violations, len(wins), c.rounds)
 	}
+}
+
+// raceResult receives the outcome of one writer's conditioned append:
+// the position it read, how long the append took, and its result.
+type raceResult func(w int, pos uint64, took time.Duration, ack jetsource.Ack, err error)
+
+// runRaceAttempt runs one attempt of a round: every writer reads its
+// position, and once all have read, appends under its condition, while
+// the foreign writer (if any) publishes its events of the round. It
+// returns the positions the writers read; result gets each append's
+// outcome.
+func runRaceAttempt(t *testing.T, ctx context.Context, c raceCase, round int, stores []*jetstore.Store, foreign *nats.Conn, foreignStore *jetstore.Store,
+	boundary subjects.Filter, writerSubject func(w int) subjects.Subject, foreignSubject subjects.Subject, result raceResult) []uint64 {
+	positions := make([]uint64, len(stores))
+	var read, done sync.WaitGroup
+	parties := raceWriters
+	if c.foreign {
+		parties++
+	}
+	read.Add(parties)
+	for w := range raceWriters {
+		st := stores[w]
+		done.Go(func() {
+			pos, err := readPosition(ctx, st, c.mode, w, boundary)
+			positions[w] = pos
+			// Barrier: every writer has read before any appends.
+			read.Done()
+			read.Wait()
+			if err != nil {
+				t.Errorf("round %d writer %d: read position: %v", round, w, err)
+				return
+			}
+			e := jetsource.Event{Subject: writerSubject(w), Data: fmt.Appendf(nil, `{"round":%d,"writer":%d}`, round, w)}
+			var opt jetsource.AppendOption
+			if c.mode == aggregateMode {
+				opt = jetsource.ExpectSequence(pos)
+			} else {
+				opt = jetsource.ExpectNoneAfter(pos, boundary)
+			}
+			appendStart := time.Now()
+			ack, err := st.Append(ctx, e, opt)
+			result(w, pos, time.Since(appendStart), ack, err)
+		})
+	}
+	if c.foreign {
+		done.Go(func() {
+			read.Done()
+			read.Wait()
+			for k := range foreignPerRound {
+				// In even rounds the first event goes at once, before
+				// the writers' appends; every other event goes after a
+				// read, as a writer's append goes after its own, and
+				// lands among the appends.
+				if k > 0 || round%2 == 1 {
+					if _, err := foreignStore.LastSequence(ctx, boundary); err != nil {
+						t.Errorf("round %d: foreign read: %v", round, err)
+						return
+					}
+				}
+				data := fmt.Appendf(nil, `{"round":%d,"foreign":%d}`, round, k)
+				if c.foreignAppend {
+					if _, err := foreignStore.Append(ctx, jetsource.Event{Subject: foreignSubject, Data: data}); err != nil {
+						t.Errorf("round %d: foreign append: %v", round, err)
+					}
+					continue
+				}
+				if err := foreign.Publish(foreignSubject.String(), data); err != nil {
+					t.Errorf("round %d: foreign publish: %v", round, err)
+				}
+			}
+			if err := foreign.FlushTimeout(raceTimeout); err != nil {
+				t.Errorf("round %d: foreign flush: %v", round, err)
+			}
+		})
+	}
+	done.Wait()
+	return positions
 }
 
 // openRaceStore opens a store on the stream and reads from it once,

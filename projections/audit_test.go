@@ -139,6 +139,9 @@ func seqs(rs []projections.AuditRecord) []uint64 {
 }
 
 func TestAuditIndexQueries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("indexes 1500 events")
+	}
 	e := newEnv(t)
 	ctx := context.Background()
 	const n = 1500
@@ -378,6 +381,9 @@ func consistent(t *testing.T, a *projections.AuditIndex) uint64 {
 }
 
 func TestAuditRestartSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("indexes 3000 events, interrupted and resumed")
+	}
 	e := newEnv(t)
 	ctx := context.Background()
 	dir := t.TempDir()

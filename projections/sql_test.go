@@ -115,6 +115,9 @@ func TestSQLApplyErrorIsRecordedAndRetried(t *testing.T) {
 }
 
 func TestSQLRebuildWhileRunning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("appends 5000 events and rebuilds while running")
+	}
 	e := newEnv(t)
 	ctx := context.Background()
 	e.appendN(t, 0, 5000, 20)

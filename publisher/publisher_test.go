@@ -332,6 +332,9 @@ func TestWindowBlocksUntilContextEnds(t *testing.T) {
 }
 
 func TestRestartDuringPipelinedImportLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a durable server under a pipelined import")
+	}
 	srv := embeddedtest.RunDurable(t)
 	nc := embeddedtest.Connect(t, srv, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	st := newStore(t, nc, "t", jetstore.WithTimeout(500*time.Millisecond))

@@ -295,6 +295,9 @@ func TestImportProgressLines(t *testing.T) {
 // many aggregates, and checks every event is stored once and in file
 // order within its aggregate.
 func TestImportFlushes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("imports 3000 events twice")
+	}
 	srv := importServer(t)
 	var b strings.Builder
 	const n, aggs = 3000, 40

@@ -46,9 +46,14 @@ func RunDurable(tb testing.TB, opts ...embedded.Option) *embedded.Server {
 	return start(tb, append(base, opts...))
 }
 
+// startTimeout bounds how long a server may take to start: a start takes
+// milliseconds, but a machine loaded with other work may delay it a lot,
+// and a test should fail only when a server never starts.
+const startTimeout = time.Minute
+
 func start(tb testing.TB, opts []embedded.Option) *embedded.Server {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	s, err := embedded.Start(ctx, opts...)
 	if err != nil {
