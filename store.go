@@ -62,6 +62,14 @@ type Store interface {
 	// Read yields the events matching the query in sequence order: those
 	// stored when the read began, and with Query.Follow those stored after,
 	// until ctx ends.
+	//
+	// A stored message that is no valid event does not end a read: Read,
+	// Load and Latest yield it with a nil error as a malformed event (see
+	// [DecodeStored]); [Event.Malformed] holds its raw subject, headers
+	// and the reason, and [Event.MalformedError] says why. Filters match
+	// it by its raw subject when that is no valid subject. Folds and
+	// projections skip such events. jetsource's own messages (subjects
+	// under _jetsource, see [InternalSubject]) are never yielded.
 	Read(ctx context.Context, q Query) iter.Seq2[Event, error]
 
 	// Load yields the events of one aggregate (the subjects under
@@ -126,12 +134,46 @@ func (q Query) Match(e Event) bool {
 	if len(q.Filters) == 0 {
 		return true
 	}
+	if e.Malformed != nil && e.Subject.IsZero() {
+		// A malformed event whose stored subject is no valid subject (a
+		// literal "*" token, say) matches by that raw subject, as the
+		// server matched it for a filtered consumer.
+		for _, f := range q.Filters {
+			if matchRaw(f.String(), e.Malformed.Subject) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, f := range q.Filters {
 		if f.Match(e.Subject) {
 			return true
 		}
 	}
 	return false
+}
+
+// matchRaw reports whether filter f matches the raw subject s, each
+// token of s taken literally: "*" in the filter matches any one token,
+// ">" the rest, and any other filter token only the same token.
+func matchRaw(f, s string) bool {
+	if f == "" || s == "" {
+		return false
+	}
+	for {
+		ft, frest, fmore := strings.Cut(f, ".")
+		st, srest, smore := strings.Cut(s, ".")
+		if ft == ">" {
+			return true
+		}
+		if ft != "*" && ft != st {
+			return false
+		}
+		if !fmore || !smore {
+			return fmore == smore
+		}
+		f, s = frest, srest
+	}
 }
 
 // AggregateFilter returns the canonical filter of an aggregate's events:

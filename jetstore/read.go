@@ -307,7 +307,7 @@ func (s *Store) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 				yield(jetsource.Event{}, it.err)
 				return
 			}
-			if !it.internal && (!filtered || matchQuery(q, it.e)) {
+			if !it.internal && (!filtered || q.Match(it.e)) {
 				if !yield(it.e, nil) {
 					return
 				}
@@ -382,51 +382,6 @@ func (b *readBuffer) deliver(msg jetstream.Msg) {
 	// message can stop a read.
 	e := jetsource.DecodeStored(msg.Subject(), msg.Headers(), msg.Data(), at)
 	b.push(readItem{e: e}, b.until > 0 && at.Sequence >= b.until)
-}
-
-// matchQuery is [jetsource.Query.Match], except that a malformed event
-// whose stored subject is no valid subject (a literal "*" token, say) is
-// matched by that raw subject, token by token, so that a filtered read
-// delivers it like the server delivers it to a filtered consumer.
-func matchQuery(q jetsource.Query, e jetsource.Event) bool {
-	if e.Malformed == nil || !e.Subject.IsZero() {
-		return q.Match(e)
-	}
-	if !q.Since.IsZero() && e.Stored.Before(q.Since) {
-		return false
-	}
-	if len(q.Filters) == 0 {
-		return true
-	}
-	for _, f := range q.Filters {
-		if matchRaw(f.String(), e.Malformed.Subject) {
-			return true
-		}
-	}
-	return false
-}
-
-// matchRaw reports whether filter f matches the raw subject s, each
-// token of s taken literally: "*" in the filter matches any one token,
-// ">" the rest, and any other filter token only the same token.
-func matchRaw(f, s string) bool {
-	if f == "" || s == "" {
-		return false
-	}
-	for {
-		ft, frest, fmore := strings.Cut(f, ".")
-		st, srest, smore := strings.Cut(s, ".")
-		if ft == ">" {
-			return true
-		}
-		if ft != "*" && ft != st {
-			return false
-		}
-		if !fmore || !smore {
-			return fmore == smore
-		}
-		f, s = frest, srest
-	}
 }
 
 // push appends an item, waiting while the buffer is full; last tells that
