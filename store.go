@@ -139,7 +139,7 @@ func (q Query) Match(e Event) bool {
 		// literal "*" token, say) matches by that raw subject, as the
 		// server matched it for a filtered consumer.
 		for _, f := range q.Filters {
-			if matchRaw(f.String(), e.Malformed.Subject) {
+			if f.MatchRaw(e.Malformed.Subject) {
 				return true
 			}
 		}
@@ -153,28 +153,6 @@ func (q Query) Match(e Event) bool {
 	return false
 }
 
-// matchRaw reports whether filter f matches the raw subject s, each
-// token of s taken literally: "*" in the filter matches any one token,
-// ">" the rest, and any other filter token only the same token.
-func matchRaw(f, s string) bool {
-	if f == "" || s == "" {
-		return false
-	}
-	for {
-		ft, frest, fmore := strings.Cut(f, ".")
-		st, srest, smore := strings.Cut(s, ".")
-		if ft == ">" {
-			return true
-		}
-		if ft != "*" && ft != st {
-			return false
-		}
-		if !fmore || !smore {
-			return fmore == smore
-		}
-		f, s = frest, srest
-	}
-}
 
 // AggregateFilter returns the canonical filter of an aggregate's events:
 // aggregate.>. Every writer uses this exact string for per-aggregate

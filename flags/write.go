@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetsource/jetsource/internal/suggest"
 )
 
 // Recorder records a flag change before [Set.Put] or [Set.Unset] writes
@@ -165,51 +167,10 @@ func (s *Set) undeclared(name string) error {
 	if len(names) == 0 {
 		return fmt.Errorf("%w: %q: the flag file declares no flag", ErrUndeclared, name)
 	}
-	if c := closestName(name, names); c != "" {
+	if c := suggest.Closest(name, names); c != "" {
 		return fmt.Errorf("%w: %q is not declared in the flag file; did you mean %q?", ErrUndeclared, name, c)
 	}
 	return fmt.Errorf("%w: %q is not declared in the flag file (declared: %s)", ErrUndeclared, name, strings.Join(names, ", "))
-}
-
-// closestName returns the name nearest to s by edit distance when it is
-// near enough to be a typo of it ("" otherwise).
-func closestName(s string, names []string) string {
-	best, bestD := "", -1
-	for _, n := range names {
-		if d := editDistance(s, n); bestD < 0 || d < bestD {
-			best, bestD = n, d
-		}
-	}
-	if bestD <= 0 || bestD > max(len(s)/3, 1) {
-		return ""
-	}
-	return best
-}
-
-// editDistance is the optimal string alignment distance of a and b:
-// insertions, deletions, substitutions and swaps of neighbours cost 1.
-func editDistance(a, b string) int {
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
 }
 
 // landed reads the key back after a failed write to see whether the

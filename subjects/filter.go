@@ -195,6 +195,18 @@ func Canonical(fs ...Filter) []Filter {
 	return out
 }
 
+// MatchRaw reports whether f matches the raw subject s as a NATS server
+// matched it when the message was stored: each token of s taken
+// literally, so s need not be a valid subject (a message stored on
+// "users.*.added" by a foreign client is matched by "users.>" and
+// "users.*.added", not by "users.A.added"). It is false for an empty s.
+func (f Filter) MatchRaw(s string) bool {
+	if f.IsZero() || s == "" {
+		return false
+	}
+	return match(f.String(), s)
+}
+
 // The helpers below take valid, non-empty filter and subject strings. They
 // walk both strings token by token without allocating.
 

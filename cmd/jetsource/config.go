@@ -21,6 +21,7 @@ import (
 	"github.com/jetsource/jetsource"
 	"github.com/jetsource/jetsource/flags"
 	"github.com/jetsource/jetsource/handlers"
+	"github.com/jetsource/jetsource/internal/suggest"
 	"github.com/jetsource/jetsource/jetstore"
 	"github.com/jetsource/jetsource/projections"
 	"github.com/jetsource/jetsource/subjects"
@@ -805,7 +806,7 @@ func decodeSection(n *yaml.Node, section string, known []string, l *fieldLines, 
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || !slices.Contains(known, k.Value) {
 			hint := ""
-			if c := closest(k.Value, known); c != "" {
+			if c := suggest.Closest(k.Value, known); c != "" {
 				hint = fmt.Sprintf("; did you mean %q?", c)
 			}
 			return fmt.Errorf("line %d: unknown field %q%s (known: %s)%s", k.Line, k.Value, in, strings.Join(known, ", "), hint)

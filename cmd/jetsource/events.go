@@ -20,7 +20,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jetsource/jetsource"
-	"github.com/jetsource/jetsource/jetstore"
 	"github.com/jetsource/jetsource/subjects"
 	"github.com/jetsource/jetsource/subscriber"
 )
@@ -423,8 +422,7 @@ func (m *Main) connectFollow(ctx context.Context, g *globals) (*client, error) {
 		defer mu.Unlock()
 		fmt.Fprintf(m.Stderr, format, a...)
 	}
-	nc, err := nats.Connect(g.server, nats.Name("jetsource-cli"), nats.Timeout(g.timeout),
-		nats.MaxReconnects(-1), nats.ReconnectWait(tailReconnectWait),
+	return m.connect(ctx, g, nats.MaxReconnects(-1), nats.ReconnectWait(tailReconnectWait),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				say("disconnected from %s (%v); reconnecting\n", g.server, err)
@@ -433,18 +431,4 @@ func (m *Main) connectFollow(ctx context.Context, g *globals) (*client, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { say("reconnected to %s\n", nc.ConnectedUrlRedacted()) }))
-	if err != nil {
-		return nil, fmt.Errorf("%w: cannot connect to %s: %w", jetsource.ErrUnavailable, g.server, err)
-	}
-	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(g.timeout))
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	st, err := jetstore.New(ctx, js, g.stream, jetstore.WithTimeout(g.timeout))
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return &client{nc: nc, store: st}, nil
 }

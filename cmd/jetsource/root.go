@@ -225,9 +225,11 @@ type client struct {
 
 func (c *client) Close() { c.nc.Close() }
 
-// connect opens the store of a client command.
-func (m *Main) connect(ctx context.Context, g *globals) (*client, error) {
-	nc, err := nats.Connect(g.server, nats.Name("jetsource-cli"), nats.Timeout(g.timeout), nats.MaxReconnects(0))
+// connect opens the store of a client command. A client gives up on a
+// lost server at once unless opts say otherwise (they come after the
+// defaults).
+func (m *Main) connect(ctx context.Context, g *globals, opts ...nats.Option) (*client, error) {
+	nc, err := nats.Connect(g.server, append([]nats.Option{nats.Name("jetsource-cli"), nats.Timeout(g.timeout), nats.MaxReconnects(0)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot connect to %s: %w", jetsource.ErrUnavailable, g.server, err)
 	}

@@ -1,9 +1,11 @@
-package main
+// Package suggest finds the likely intended word behind a typo: a flag
+// name, a configuration key.
+package suggest
 
-// closest returns the candidate nearest to s by edit distance, when it is
+// Closest returns the candidate nearest to s by edit distance, when it is
 // near enough to be a likely typo (at most a third of its length, and at
 // least 1 edit allowed); "" otherwise.
-func closest(s string, candidates []string) string {
+func Closest(s string, candidates []string) string {
 	best, bestD := "", -1
 	for _, c := range candidates {
 		d := editDistance(s, c)
