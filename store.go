@@ -153,7 +153,6 @@ func (q Query) Match(e Event) bool {
 	return false
 }
 
-
 // AggregateFilter returns the canonical filter of an aggregate's events:
 // aggregate.>. Every writer uses this exact string for per-aggregate
 // expectations.
