@@ -98,23 +98,48 @@ type KVSnapshots struct {
 
 var _ SnapshotStore = (*KVSnapshots)(nil)
 
+// KVSnapshotsOption configures the bucket [NewKVSnapshots] creates.
+type KVSnapshotsOption func(*jetstream.KeyValueConfig) error
+
+// BucketMaxBytes limits the size of a snapshot bucket that
+// [NewKVSnapshots] creates (0: no limit). Snapshots are a cache: when the
+// bucket is full, writing a snapshot fails and loads read the events.
+func BucketMaxBytes(n int64) KVSnapshotsOption {
+	return func(c *jetstream.KeyValueConfig) error {
+		if n < 0 {
+			return fmt.Errorf("%w: negative bucket size %d", jetsource.ErrInvalidOption, n)
+		}
+		if n > 0 {
+			c.MaxBytes = n
+		}
+		return nil
+	}
+}
+
 // NewKVSnapshots opens the key-value bucket named bucket, creating it (file
-// storage, one value per key) when it does not exist.
+// storage, one value per key) when it does not exist. Options apply to a
+// bucket it creates.
 //
 // It returns an error matching [jetsource.ErrInvalidOption] for an invalid
-// bucket name and [jetsource.ErrUnavailable] when the server does not
-// answer.
-func NewKVSnapshots(ctx context.Context, js jetstream.JetStream, bucket string) (*KVSnapshots, error) {
+// bucket name or option and [jetsource.ErrUnavailable] when the server
+// does not answer.
+func NewKVSnapshots(ctx context.Context, js jetstream.JetStream, bucket string, opts ...KVSnapshotsOption) (*KVSnapshots, error) {
 	if !validBucket(bucket) {
 		return nil, fmt.Errorf("%w: snapshot bucket %q may hold only letters, digits, '-' and '_'", jetsource.ErrInvalidOption, bucket)
+	}
+	cfg := jetstream.KeyValueConfig{
+		Bucket: bucket, Description: "jetsource aggregate snapshots", History: 1, Storage: jetstream.FileStorage,
+	}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := withDefaultTimeout(ctx, defaultTimeout)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: bucket, Description: "jetsource aggregate snapshots", History: 1, Storage: jetstream.FileStorage,
-		})
+		kv, err = js.CreateKeyValue(ctx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, bucket)
 		}

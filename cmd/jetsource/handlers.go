@@ -61,7 +61,7 @@ func decisionRegistry(ctx context.Context, js jetstream.JetStream, cfg Config, w
 	if cfg.sets != nil || len(cfg.Commands.Sets) == 0 {
 		return w.registry, nil
 	}
-	snaps, err := state.NewKVSnapshots(ctx, js, DecisionsBucket)
+	snaps, err := state.NewKVSnapshots(ctx, js, DecisionsBucket, state.BucketMaxBytes(int64(cfg.Buckets.MaxBytes)))
 	if err != nil {
 		log.Warn("decision snapshots unavailable: commands read every event of their boundary", "bucket", DecisionsBucket, "err", err)
 		return w.registry, nil
