@@ -636,9 +636,16 @@ func (r *importRun) validate(ctx context.Context, in *input, check *eventChecker
 	}
 }
 
-// importLookahead bounds the lines whose stored-id lookups run ahead of
-// the appends (with --dedup).
-const importLookahead = 32
+// With --dedup, the lookups of the stored ids run ahead of the appends:
+// up to importLookups at a time, for up to importLookahead lines (or
+// importLookaheadBytes of data) read and not yet appended. The lines are
+// appended in bursts, half the lookahead at a time, so that the publisher
+// can coalesce them into large batches as it does without lookups.
+const (
+	importLookups        = 32
+	importLookahead      = 4096
+	importLookaheadBytes = 32 << 20
+)
 
 // importLine is a good line on its way to the publisher: with --dedup,
 // its lookup runs while later lines are read.
@@ -676,7 +683,7 @@ func (r *importRun) write(ctx context.Context, in *input, c *client, check *even
 	defer lookups.Wait()
 	lctx, cancelLookups := context.WithCancel(ctx)
 	defer cancelLookups()
-	sem := make(chan struct{}, importLookahead)
+	sem := make(chan struct{}, importLookups)
 
 	var lines []int64            // line numbers of the appends since the last flush
 	var futs []*publisher.Future // their futures
@@ -720,11 +727,18 @@ func (r *importRun) write(ctx context.Context, in *input, c *client, check *even
 		}
 	}()
 
-	// queue holds the lines read but not yet appended, in file order.
+	// queue holds the lines read but not yet appended, in file order,
+	// with queued bytes of data.
 	var queue []*importLine
+	queued := 0
 	interrupted := func(cerr error) error {
 		r.sum.Interrupted, r.sum.StoppedAt = true, queue[0].num
 		return cerr
+	}
+	pop := func() {
+		queued -= len(queue[0].e.Data)
+		queue[0] = nil
+		queue = queue[1:]
 	}
 	// appendHead settles the first queued line, whose lookup is done:
 	// a duplicate, a reused id, or an append.
@@ -736,11 +750,11 @@ func (r *importRun) write(ctx context.Context, in *input, c *client, check *even
 				return interrupted(ctx.Err())
 			}
 			fail(l.num, l.err)
-			queue = queue[1:]
+			pop()
 			return nil
 		case l.seq != 0:
 			r.sum.Duplicates++
-			queue = queue[1:]
+			pop()
 			return nil
 		}
 		fut, aerr := pub.Append(ctx, l.e)
@@ -749,10 +763,10 @@ func (r *importRun) write(ctx context.Context, in *input, c *client, check *even
 				return interrupted(ctx.Err())
 			}
 			r.bad(l.num, aerr)
-			queue = queue[1:]
+			pop()
 			return nil
 		}
-		queue = queue[1:]
+		pop()
 		lines, futs = append(lines, l.num), append(futs, fut)
 		if len(lines) >= r.flushEvery {
 			results, ferr := pub.Flush(ctx)
@@ -764,22 +778,21 @@ func (r *importRun) write(ctx context.Context, in *input, c *client, check *even
 		}
 		return nil
 	}
-	// drain appends the queued lines whose lookups are done, in order;
-	// with all, it waits for every lookup.
+	// drain appends queued lines in order, waiting for their lookups:
+	// all of them, or (when the lookahead is full) half of them.
 	drain := func(all bool) error {
-		for len(queue) > 0 && werr == nil && !failedEarly(futs, &checked) {
-			if all || len(queue) >= importLookahead {
-				select {
-				case <-queue[0].done:
-				case <-ctx.Done():
-					return interrupted(ctx.Err())
-				}
-			} else {
-				select {
-				case <-queue[0].done:
-				default:
-					return nil
-				}
+		if !all && len(queue) < importLookahead && queued < importLookaheadBytes {
+			return nil
+		}
+		keep := 0
+		if !all {
+			keep = len(queue) / 2
+		}
+		for len(queue) > keep && werr == nil && !failedEarly(futs, &checked) {
+			select {
+			case <-queue[0].done:
+			case <-ctx.Done():
+				return interrupted(ctx.Err())
 			}
 			if err := appendHead(); err != nil {
 				return err
@@ -825,17 +838,22 @@ func (r *importRun) write(ctx context.Context, in *input, c *client, check *even
 			continue
 		}
 		l := &importLine{num: num, e: e, done: make(chan struct{})}
-		queue = append(queue, l)
 		if index == nil {
+			// Nothing to look up: straight to the publisher.
 			close(l.done)
-		} else {
-			sem <- struct{}{}
-			lookups.Go(func() {
-				defer func() { <-sem }()
-				defer close(l.done)
-				l.seq, l.err = index.lookup(lctx, l.e)
-			})
+			queue = append(queue, l)
+			if err := drain(true); err != nil {
+				return err
+			}
+			continue
 		}
+		queue, queued = append(queue, l), queued+len(e.Data)
+		sem <- struct{}{}
+		lookups.Go(func() {
+			defer func() { <-sem }()
+			defer close(l.done)
+			l.seq, l.err = index.lookup(lctx, l.e)
+		})
 		if err := drain(false); err != nil {
 			return err
 		}
@@ -932,8 +950,10 @@ func (o *ordinals) next(key [sha256.Size]byte) uint32 {
 const storedIDsLimit = 200000
 
 // storedIndex answers whether an event id is stored on a subject, beyond
-// the stream's duplicate window: it reads the events of each subject once
-// (a direct get per event, from the stream's first) and keeps their ids.
+// the stream's duplicate window. It reads the last event of each subject
+// (a direct get by subject), and the others only when an id is looked for
+// that is not the last one's (a direct get per event), and keeps the ids
+// read.
 // It is safe for concurrent use.
 type storedIndex struct {
 	stream  jetstream.Stream
@@ -945,11 +965,15 @@ type storedIndex struct {
 	size int // ids kept
 }
 
-// subjectIDs are the event ids stored on one subject, once loaded.
+// subjectIDs are the event ids stored on one subject: at first only the
+// last event's (a cheap direct get by subject), all of them once an id is
+// looked for that is not the last one.
 type subjectIDs struct {
-	ready chan struct{}
-	ids   map[string]storedID
-	err   error
+	ready   chan struct{} // closed once the last event is read
+	lastSeq uint64        // 0: no event on the subject
+	ids     map[string]storedID
+	full    chan struct{} // nil until all ids are read; closed once they are
+	err     error
 }
 
 // storedID is where an id is stored and a hash of the content the store
@@ -986,35 +1010,92 @@ func (x *storedIndex) lookup(ctx context.Context, e jetsource.Event) (uint64, er
 	}
 	x.mu.Unlock()
 	if loader {
-		s.ids, s.err = x.load(ctx, subject)
+		ids := map[string]storedID{}
+		last, err := x.read(ctx, subject, 0, ids)
 		x.mu.Lock()
-		if s.err != nil {
-			delete(x.subs, subject) // asked again by the next line
-		} else {
-			x.size += len(s.ids)
-			if x.size > storedIDsLimit {
-				x.subs, x.size = map[string]*subjectIDs{}, 0
-			}
+		s.ids, s.err = ids, err
+		if err == nil && last != nil {
+			s.lastSeq = last.Sequence
 		}
+		x.keptLocked(subject, s, len(ids))
 		x.mu.Unlock()
 		close(s.ready)
 	}
+	if err := wait(ctx, s.ready); err != nil {
+		return 0, err
+	}
+	got, found, err := x.find(s, e.ID)
+	if err != nil || found || s.lastSeq == 0 {
+		return got.seq, x.check(ctx, e, got, found, err)
+	}
+	// Not the last event's id: read them all, once.
+	x.mu.Lock()
+	loader = s.full == nil
+	if loader {
+		s.full = make(chan struct{})
+	}
+	x.mu.Unlock()
+	if loader {
+		ids := map[string]storedID{}
+		err := x.readAll(ctx, subject, s.lastSeq, ids)
+		x.mu.Lock()
+		n := len(ids) - len(s.ids)
+		maps.Copy(ids, s.ids)
+		s.ids, s.err = ids, err
+		x.keptLocked(subject, s, n)
+		x.mu.Unlock()
+		close(s.full)
+	}
+	if err := wait(ctx, s.full); err != nil {
+		return 0, err
+	}
+	got, found, err = x.find(s, e.ID)
+	return got.seq, x.check(ctx, e, got, found, err)
+}
+
+// wait waits for ch to be closed or ctx to end.
+func wait(ctx context.Context, ch <-chan struct{}) error {
 	select {
-	case <-s.ready:
+	case <-ch:
+		return nil
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return ctx.Err()
 	}
+}
+
+// find returns what s holds of an id.
+func (x *storedIndex) find(s *subjectIDs, id string) (storedID, bool, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	got, ok := s.ids[id]
+	return got, ok, s.err
+}
+
+// check is the result of a lookup: its error, a reused id, or nil.
+func (x *storedIndex) check(ctx context.Context, e jetsource.Event, got storedID, found bool, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case found && got.content != storedContent(e):
+		return x.reusedError(ctx, e, got.seq)
+	}
+	return nil
+}
+
+// keptLocked counts n more ids kept for subject s; a failed read is
+// forgotten, to be tried again by the next line, and beyond the limit
+// every subject is.
+func (x *storedIndex) keptLocked(subject string, s *subjectIDs, n int) {
 	if s.err != nil {
-		return 0, s.err
+		if x.subs[subject] == s {
+			delete(x.subs, subject)
+		}
+		return
 	}
-	got, ok := s.ids[e.ID]
-	if !ok {
-		return 0, nil
+	x.size += n
+	if x.size > storedIDsLimit {
+		x.subs, x.size = map[string]*subjectIDs{}, 0
 	}
-	if got.content != storedContent(e) {
-		return got.seq, x.reusedError(ctx, e, got.seq)
-	}
-	return got.seq, nil
 }
 
 // reusedError reads the event stored at seq again to name what differs.
@@ -1029,25 +1110,44 @@ func (x *storedIndex) reusedError(ctx context.Context, e jetsource.Event, seq ui
 	return ue
 }
 
-// load reads the ids of the events stored on subject.
-func (x *storedIndex) load(ctx context.Context, subject string) (map[string]storedID, error) {
-	ids := map[string]storedID{}
-	for seq := uint64(1); ; {
-		gctx, cancel := context.WithTimeout(ctx, x.timeout)
-		m, err := x.stream.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(subject))
-		cancel()
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return ids, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read the events stored on %s: %w", subject, err)
-		}
-		if id := m.Header.Get(jetsource.HeaderMsgID); id != "" {
-			stored := jetsource.DecodeStored(m.Subject, m.Header, m.Data, jetsource.Stored{Stream: x.name, Sequence: m.Sequence, Time: m.Time})
-			ids[id] = storedID{seq: m.Sequence, content: storedContent(stored)}
+// read reads one event stored on subject into ids: the last one (seq 0),
+// or the first at or after seq. It returns nil and no error when there is
+// none.
+func (x *storedIndex) read(ctx context.Context, subject string, seq uint64, ids map[string]storedID) (*jetstream.RawStreamMsg, error) {
+	ctx, cancel := context.WithTimeout(ctx, x.timeout)
+	defer cancel()
+	var m *jetstream.RawStreamMsg
+	var err error
+	if seq == 0 {
+		m, err = x.stream.GetLastMsgForSubject(ctx, subject)
+	} else {
+		m, err = x.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+	}
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the events stored on %s: %w", subject, err)
+	}
+	if id := m.Header.Get(jetsource.HeaderMsgID); id != "" {
+		stored := jetsource.DecodeStored(m.Subject, m.Header, m.Data, jetsource.Stored{Stream: x.name, Sequence: m.Sequence, Time: m.Time})
+		ids[id] = storedID{seq: m.Sequence, content: storedContent(stored)}
+	}
+	return m, nil
+}
+
+// readAll reads the events stored on subject before sequence last into
+// ids, from the stream's start (never asking past last, which would make
+// the server scan to the stream's end).
+func (x *storedIndex) readAll(ctx context.Context, subject string, last uint64, ids map[string]storedID) error {
+	for seq := uint64(1); seq < last; {
+		m, err := x.read(ctx, subject, seq, ids)
+		if err != nil || m == nil {
+			return err
 		}
 		seq = m.Sequence + 1
 	}
+	return nil
 }
 
 // storedContent hashes what [jetsource.ContentDiffers] compares, the
