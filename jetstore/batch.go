@@ -336,7 +336,7 @@ func (s *Store) guardMsg(e jetsource.Event, c jetsource.Condition) *nats.Msg {
 // refused reports the conflict ce of a batch, unless the batch is stored
 // (a retry whose conditions its own events broke): then its acks are
 // returned, as duplicates unless an unanswered attempt of this call (own)
-// stored it. When own and the lookup fails, the outcome is unknown.
+// stored it (see [Store.storedAs]). When own and the lookup fails, the outcome is unknown.
 func (s *Store) refused(ctx context.Context, events []jetsource.Event, own bool, ce error) ([]jetsource.Ack, error) {
 	lctx, cancel := lookupContext(ctx)
 	defer cancel()
@@ -346,10 +346,11 @@ func (s *Store) refused(ctx context.Context, events []jetsource.Event, own bool,
 		return nil, s.unknownBatch(events, fmt.Errorf("%w (and the lookup failed: %v)", ce, err))
 	case err == nil && state == batchWhole:
 		for i, e := range events {
-			if err := s.reused(lctx, e, acks[i].Sequence); err != nil {
+			mine, err := s.storedAs(lctx, e, acks[i].Sequence, own)
+			if err != nil {
 				return nil, err
 			}
-			acks[i].Duplicate = !own
+			acks[i].Duplicate = !mine
 		}
 		return acks, nil
 	}

@@ -111,8 +111,9 @@ func mayBeStored(err error) bool {
 
 // outcome decides the result of a single append that failed with failure
 // after one of its attempts (perhaps this last one) went unanswered: it
-// looks the event up. Stored: the ack (not a duplicate, this call stored
-// it, unless its content differs: [jetsource.ErrIDReused]). Not stored:
+// looks the event up. Stored: the ack, not a duplicate when this call
+// stored it (see [Store.storedAs]), or [jetsource.ErrIDReused] when its
+// content differs. Not stored:
 // failure. Cannot tell: an [*jetsource.UnknownOutcomeError].
 func (s *Store) outcome(ctx context.Context, e jetsource.Event, failure error) (jetsource.Ack, error) {
 	lctx, cancel := lookupContext(ctx)
@@ -124,32 +125,61 @@ func (s *Store) outcome(ctx context.Context, e jetsource.Event, failure error) (
 	if !found {
 		return jetsource.Ack{}, fmt.Errorf("%w (not stored)", failure)
 	}
-	if err := s.reused(lctx, e, seq); err != nil {
+	own, err := s.storedAs(lctx, e, seq, true)
+	if err != nil {
 		return jetsource.Ack{}, err
 	}
-	return jetsource.Ack{Stream: s.stream, Sequence: seq}, nil
+	return jetsource.Ack{Stream: s.stream, Sequence: seq, Duplicate: !own}, nil
+}
+
+// storedAs compares the event stored at seq, which has e's id, with e. It
+// returns an [*jetsource.IDReusedError] when its content differs (unless
+// the append was made with [jetsource.StoredWins]), and whether it is the
+// very event this call prepared (own), which only a call with an
+// unanswered attempt (mayBeOwn) can have stored.
+//
+// An event is this call's own when the stored one has e's time and
+// transaction id: [jetsource.Prepare] gives an event without a time the
+// time of its append, and a batch without a transaction id a new one, so
+// an earlier call with the same ids stored other values, and its event is
+// a duplicate. Only when the caller sets both to the values of the earlier
+// call (a re-import of exported events, say) do the two calls look alike;
+// the event is then taken for this call's. So is an event that cannot be
+// read.
+func (s *Store) storedAs(ctx context.Context, e jetsource.Event, seq uint64, mayBeOwn bool) (own bool, err error) {
+	storedWins := ctx.Value(storedWinsKey{}) != nil
+	if storedWins && !mayBeOwn {
+		return false, nil
+	}
+	m, err := s.getMsg(ctx, seq)
+	if err != nil {
+		s.logger.Debug("cannot read the stored event to compare it", "id", e.ID, "sequence", seq, "err", err)
+		return mayBeOwn, nil
+	}
+	if m.Header.Get(jetsource.HeaderMsgID) != e.ID {
+		return mayBeOwn, nil // not the event of that id: nothing to compare
+	}
+	stored := jetsource.DecodeStored(m.Subject, m.Header, m.Data, jetsource.Stored{Stream: s.stream, Sequence: seq, Time: m.Time})
+	if !storedWins {
+		if d := jetsource.ContentDiffers(e, stored); d != nil {
+			return false, &jetsource.IDReusedError{ID: e.ID, Stream: s.stream, Sequence: seq, Differs: d}
+		}
+	}
+	return mayBeOwn && sameCall(e, stored), nil
+}
+
+// sameCall reports whether the stored event can be the appended one as
+// this call prepared it: the same time and transaction id.
+func sameCall(appended, stored jetsource.Event) bool {
+	return appended.Time.Equal(stored.Time) && appended.TransactionID == stored.TransactionID
 }
 
 // reused returns an [*jetsource.IDReusedError] when the event stored at seq
 // with e's id has other content than e; nil when it has e's content, or
 // when it cannot be read (it is then taken for e).
 func (s *Store) reused(ctx context.Context, e jetsource.Event, seq uint64) error {
-	if ctx.Value(storedWinsKey{}) != nil {
-		return nil
-	}
-	m, err := s.getMsg(ctx, seq)
-	if err != nil {
-		s.logger.Debug("cannot read the stored event to compare its content", "id", e.ID, "sequence", seq, "err", err)
-		return nil
-	}
-	stored := jetsource.DecodeStored(m.Subject, m.Header, m.Data, jetsource.Stored{Stream: s.stream, Sequence: seq, Time: m.Time})
-	if m.Header.Get(jetsource.HeaderMsgID) != e.ID {
-		return nil // not the event of that id: nothing to compare
-	}
-	if d := jetsource.ContentDiffers(e, stored); d != nil {
-		return &jetsource.IDReusedError{ID: e.ID, Stream: s.stream, Sequence: seq, Differs: d}
-	}
-	return nil
+	_, err := s.storedAs(ctx, e, seq, false)
+	return err
 }
 
 // storedWinsKey marks the context of an append made with
@@ -233,8 +263,9 @@ func (s *Store) findBatchClustered(ctx context.Context, events []jetsource.Event
 
 // batchOutcome decides the result of a batch the server did not store now
 // (failure: refused as holding stored ids, or unanswered): stored whole
-// before, by this call (own) or another, it is answered with its acks
-// (Duplicate unless own), or [jetsource.ErrIDReused] when an event's
+// before, by this call (own: an attempt of it went unanswered, and
+// [Store.storedAs] finds its events) or another, it is answered with its
+// acks (Duplicate unless this call's), or [jetsource.ErrIDReused] when an event's
 // content differs; not stored, failure; partly stored, an error matching
 // [jetsource.ErrInvalidEvent]; unknown, an
 // [*jetsource.UnknownOutcomeError].
@@ -258,13 +289,14 @@ func (s *Store) batchOutcome(ctx context.Context, events []jetsource.Event, own 
 		return nil, fmt.Errorf("%w: the batch holds an event id stored before, but not as this whole batch; nothing written: %w", jetsource.ErrInvalidEvent, failure)
 	}
 	for i, e := range events {
-		if err := s.reused(lctx, e, acks[i].Sequence); err != nil {
+		mine, err := s.storedAs(lctx, e, acks[i].Sequence, own)
+		if err != nil {
 			if len(events) == 1 {
 				return nil, err
 			}
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
-		acks[i].Duplicate = !own
+		acks[i].Duplicate = !mine
 	}
 	return acks, nil
 }

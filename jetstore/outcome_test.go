@@ -239,3 +239,82 @@ func TestRestartAnswersAreTrue(t *testing.T) {
 	}
 	t.Logf("%d answers: %d unknown, %d failed", len(answers), unknown, failed)
 }
+
+// A lost answer must not turn a duplicate into a new event: when the
+// events were stored by an earlier call, the resent append of a later call
+// is answered with their acks as duplicates, whichever path the retry
+// took. (The events carry no time, so each call prepares its own, as
+// "jetsource import" does for lines without a time.)
+func TestLostAnswerOfADuplicate(t *testing.T) {
+	srv := embeddedtest.Run(t)
+	_, js := newJetStream(t, srv)
+	provision(t, js, jetstore.StreamConfig{Name: "AGAIN", Subjects: []string{"again.>"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := jetstore.New(ctx, js, "AGAIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lost atomic.Int64
+	jetstore.SetLoseAck(st, func() bool { return lost.Add(-1) >= 0 })
+	var n atomic.Int64
+	ev := func(agg string) jetsource.Event {
+		e := event(fmt.Sprintf("again.%s.happened", agg), fmt.Sprintf(`{"n":%d}`, n.Add(1)))
+		e.ID = jetsource.NewID()
+		return e
+	}
+	cases := []struct {
+		name string
+		// events returns the events of the case, appended by append.
+		events func() []jetsource.Event
+		append func([]jetsource.Event) ([]jetsource.Ack, error)
+	}{
+		{"Append", func() []jetsource.Event { return []jetsource.Event{ev("a")} },
+			func(evs []jetsource.Event) ([]jetsource.Ack, error) {
+				ack, err := st.Append(ctx, evs[0])
+				return []jetsource.Ack{ack}, err
+			}},
+		{"AppendTwoFilters", func() []jetsource.Event { return []jetsource.Event{ev("c")} },
+			func(evs []jetsource.Event) ([]jetsource.Ack, error) {
+				opt := jetsource.ExpectNoneAfter(0, subjects.MustParseFilter("again.none1.>"), subjects.MustParseFilter("again.none2.>"))
+				ack, err := st.Append(ctx, evs[0], opt)
+				return []jetsource.Ack{ack}, err
+			}},
+		{"AppendBatch", func() []jetsource.Event { return []jetsource.Event{ev("e"), ev("e")} },
+			func(evs []jetsource.Event) ([]jetsource.Ack, error) { return st.AppendBatch(ctx, evs) }},
+		{"AppendPrepared", func() []jetsource.Event { return []jetsource.Event{ev("p"), ev("q")} },
+			func(evs []jetsource.Event) ([]jetsource.Ack, error) {
+				prepared := make([]jetsource.Event, len(evs))
+				for i, e := range evs {
+					p, err := jetsource.Prepare(e, st.Source(), time.Now())
+					if err != nil {
+						return nil, err
+					}
+					prepared[i] = p
+				}
+				return st.AppendPrepared(ctx, prepared, nil)
+			}},
+	}
+	for _, c := range cases {
+		for _, lostAnswers := range []int64{1, 1000} {
+			t.Run(fmt.Sprintf("%s/%dLost", c.name, lostAnswers), func(t *testing.T) {
+				evs := c.events()
+				first, err := c.append(evs)
+				if err != nil {
+					t.Fatalf("first append: %v", err)
+				}
+				lost.Store(lostAnswers)
+				again, err := c.append(evs)
+				lost.Store(0)
+				if err != nil {
+					t.Fatalf("the same again, answer lost: %v", err)
+				}
+				for i, a := range again {
+					if !a.Duplicate || a.Sequence != first[i].Sequence {
+						t.Errorf("the same again, answer lost, ack %d: %+v; want a duplicate of %+v (an earlier call stored it)", i, a, first[i])
+					}
+				}
+			})
+		}
+	}
+}

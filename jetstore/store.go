@@ -285,25 +285,18 @@ func (s *Store) publish(ctx context.Context, e jetsource.Event, msg *nats.Msg, o
 
 // settled is the result of an append the server acknowledged: a
 // duplicate whose stored content differs is [jetsource.ErrIDReused]; a
-// duplicate after an unanswered attempt of the same call is this call's
-// own event ([ownResend]).
+// duplicate after an unanswered attempt of the same call is that
+// attempt's event, stored by this call, unless an earlier call stored it
+// (see [Store.storedAs]).
 func (s *Store) settled(ctx context.Context, e jetsource.Event, ack jetsource.Ack, unanswered bool) (jetsource.Ack, error) {
 	if ack.Duplicate {
-		if err := s.reused(ctx, e, ack.Sequence); err != nil {
+		own, err := s.storedAs(ctx, e, ack.Sequence, unanswered)
+		if err != nil {
 			return jetsource.Ack{}, err
 		}
+		ack.Duplicate = !own
 	}
-	return ownResend(ack, unanswered), nil
-}
-
-// ownResend clears Duplicate on the ack of a resent publish: when an
-// earlier attempt of the same call went unanswered, the duplicate is that
-// attempt's own event, stored by this call.
-func ownResend(ack jetsource.Ack, unanswered bool) jetsource.Ack {
-	if unanswered {
-		ack.Duplicate = false
-	}
-	return ack
+	return ack, nil
 }
 
 // publishAttempt publishes msg once and returns the server's
@@ -497,10 +490,11 @@ func (s *Store) conflict(ctx context.Context, e jetsource.Event, c jetsource.Con
 		case err != nil:
 			return jetsource.Ack{}, &jetsource.UnknownOutcomeError{IDs: []string{e.ID}, Err: fmt.Errorf("%w (and the lookup failed: %v)", c.Conflict(cur, cause), err)}
 		case found:
-			if err := s.reused(ctx, e, seq); err != nil {
+			mine, err := s.storedAs(ctx, e, seq, true)
+			if err != nil {
 				return jetsource.Ack{}, err
 			}
-			return jetsource.Ack{Stream: s.stream, Sequence: seq}, nil
+			return jetsource.Ack{Stream: s.stream, Sequence: seq, Duplicate: !mine}, nil
 		}
 	} else if known {
 		if ack, ok, err := s.retried(ctx, e, cur); err != nil {

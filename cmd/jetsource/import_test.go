@@ -629,3 +629,184 @@ func BenchmarkParseEventLine(b *testing.B) {
 		}
 	}
 }
+
+// importShortWindow starts a server whose stream EVENTS (users.>,
+// groups.>) has a 200ms duplicate window, and returns the --server flag
+// and a store on it.
+func importShortWindow(t *testing.T) (string, *jetstore.Store) {
+	t.Helper()
+	srv := embeddedtest.Run(t)
+	nc := embeddedtest.Connect(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := jetstore.Provision(ctx, js, jetstore.StreamConfig{Name: "EVENTS", Subjects: []string{"users.>", "groups.>"}, Duplicates: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := jetstore.New(ctx, js, "EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "--server=" + srv.ClientURL(), st
+}
+
+// importWaitWindow waits until the duplicate window of everything stored
+// so far has passed: an id stored now is stored again.
+func importWaitWindow(t *testing.T, st *jetstore.Store) {
+	t.Helper()
+	ctx := context.Background()
+	probe := jetsource.Event{ID: "probe-" + t.Name(), Subject: subjects.MustParse("groups.probe.checked")}
+	if _, err := st.Append(ctx, probe); err != nil {
+		t.Fatal(err)
+	}
+	progressWaitFor(t, func() bool {
+		ack, err := st.Append(ctx, probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !ack.Duplicate
+	})
+}
+
+// importUsers returns the stored events under users.>.
+func importUsers(t *testing.T, srv string) []string { return importExported(t, srv, "users.>") }
+
+// Issue 15, point 3: importing the same file again stores nothing new,
+// also after the stream's duplicate window: lines without an id get ids
+// derived from their content, two identical lines are two events, and
+// events already stored are counted as duplicates. --dedup=false keeps
+// the old behaviour.
+func TestImportIdempotentByContent(t *testing.T) {
+	srv, st := importShortWindow(t)
+	body := `{"subject":"users.imp5.added","data":{"name":"Ann"}}
+{"subject":"users.imp5.renamed","data":{"name":"Bo"}}
+{"subject":"users.imp5.renamed","data":{"name":"Bo"}}
+{"subject":"users.imp6.added","type":"added","time":"2024-01-02T03:04:05Z","data":{"name":"Cy"}}
+{"specversion":"1.0","id":"with-id-1","source":"/t","type":"added","subject":"users.imp7.added","data":{}}
+`
+	file := importWriteFile(t, "seed.ndjson", body)
+	code, s, errOut := importJSON(t, "", file, srv)
+	if code != 0 || s.Imported != 5 || s.Duplicates != 0 || !s.Dedup {
+		t.Fatalf("first import: code %d, %+v, %s", code, s, errOut)
+	}
+	first := importUsers(t, srv)
+	if len(first) != 5 {
+		t.Fatalf("first import stored %d events, want 5 (two identical lines are two events)", len(first))
+	}
+	byID := importByID(t, first)
+	for id := range byID {
+		if id != "with-id-1" && !strings.HasPrefix(id, "imp-") {
+			t.Errorf("id %q: want a content id imp-...", id)
+		}
+	}
+	importWaitWindow(t, st)
+
+	code, s, errOut = importJSON(t, "", file, srv)
+	if code != 0 || s.Imported != 0 || s.Duplicates != 5 {
+		t.Fatalf("same file after the duplicate window: code %d, %+v, %s; want 0 imported, 5 duplicates", code, s, errOut)
+	}
+	if got := importUsers(t, srv); len(got) != 5 {
+		t.Fatalf("same file after the duplicate window: %d events stored, want 5", len(got))
+	}
+
+	// A line added to the file is the only new event; the text summary
+	// tells new from already stored.
+	more := importWriteFile(t, "more.ndjson", body+`{"subject":"users.imp5.renamed","data":{"name":"Bo"}}`+"\n")
+	code, out, errOut := run(t, context.Background(), "", "import", more, "--no-progress", srv)
+	if code != 0 || !strings.Contains(out, "imported    1 (new)") || !strings.Contains(out, "duplicates  5 (already stored)") {
+		t.Fatalf("file with one more line: code %d, %q, %s", code, out, errOut)
+	}
+	if got := importUsers(t, srv); len(got) != 6 {
+		t.Fatalf("file with one more line: %d events stored, want 6", len(got))
+	}
+
+	// Without dedup, id-less lines are new every time, and so is an id
+	// stored before the window.
+	importWaitWindow(t, st)
+	code, s, errOut = importJSON(t, "", file, "--dedup=false", srv)
+	if code != 0 || s.Imported != 5 || s.Dedup {
+		t.Fatalf("--dedup=false: code %d, %+v, %s; want 5 imported", code, s, errOut)
+	}
+}
+
+// An id stored with other content is a reused id, also after the
+// duplicate window: nothing is written, exit status 3.
+func TestImportDedupReusedID(t *testing.T) {
+	srv, st := importShortWindow(t)
+	line := func(data string) string {
+		return `{"specversion":"1.0","id":"reused-1","source":"/t","type":"added","subject":"users.r.added","data":` + data + "}\n"
+	}
+	if code, s, errOut := importJSON(t, "", importWriteFile(t, "a.ndjson", line(`{"v":1}`)), srv); code != 0 || s.Imported != 1 {
+		t.Fatalf("first import: code %d, %+v, %s", code, s, errOut)
+	}
+	importWaitWindow(t, st)
+	code, s, errOut := importJSON(t, "", importWriteFile(t, "b.ndjson", line(`{"v":2}`)), srv)
+	if code != exitConflict || s.Failed != 1 || s.Imported != 0 || !strings.Contains(errOut, "data") {
+		t.Fatalf("same id, other data: code %d, %+v, %s; want exit %d naming the data", code, s, errOut, exitConflict)
+	}
+	if got := importUsers(t, srv); len(got) != 1 {
+		t.Fatalf("%d events stored, want 1", len(got))
+	}
+}
+
+func TestContentID(t *testing.T) {
+	parse := func(line string) jetsource.Event {
+		t.Helper()
+		e, err := parseEventLine([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	const a = `{"subject":"users.A.added","data":{"n":1}}`
+	ids := func(lines ...string) []string {
+		ords := newOrdinals()
+		var out []string
+		for _, l := range lines {
+			out = append(out, contentID(parse(l), ords))
+		}
+		return out
+	}
+	first := ids(a, a, `{"subject":"users.B.added","data":{"n":1}}`, a)
+	again := ids(a, a, `{"subject":"users.B.added","data":{"n":1}}`, a)
+	if !reflect.DeepEqual(first, again) {
+		t.Fatalf("the same lines gave %v, then %v", first, again)
+	}
+	seen := map[string]bool{}
+	for _, id := range first {
+		if seen[id] {
+			t.Fatalf("ids %v: identical lines must get different ids", first)
+		}
+		seen[id] = true
+		if len(id) != len("imp-")+32 || !strings.HasPrefix(id, "imp-") {
+			t.Fatalf("id %q: want imp- and 32 hex digits", id)
+		}
+	}
+	// The first occurrence of a content keeps its id whatever precedes it.
+	if got := ids(`{"subject":"users.C.added"}`, a); got[1] != first[0] {
+		t.Errorf("first occurrence after another line: %s, want %s", got[1], first[0])
+	}
+	// Every attribute the line gives counts; the type as derived equals
+	// the type given.
+	base := ids(a)[0]
+	for _, tc := range []struct {
+		name, line string
+		same       bool
+	}{
+		{"TypeGivenAsDerived", `{"subject":"users.A.added","type":"users.added","data":{"n":1}}`, true},
+		{"OtherData", `{"subject":"users.A.added","data":{"n":2}}`, false},
+		{"OtherSubject", `{"subject":"users.Z.added","data":{"n":1}}`, false},
+		{"OtherType", `{"subject":"users.A.added","type":"created","data":{"n":1}}`, false},
+		{"Source", `{"subject":"users.A.added","source":"/crm","data":{"n":1}}`, false},
+		{"Time", `{"subject":"users.A.added","time":"2024-01-01T00:00:00Z","data":{"n":1}}`, false},
+		{"Extension", `{"subject":"users.A.added","actor":"ann","data":{"n":1}}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ids(tc.line)[0]; (got == base) != tc.same {
+				t.Errorf("%s: id %s, base %s; same %v", tc.line, got, base, tc.same)
+			}
+		})
+	}
+}
