@@ -82,9 +82,9 @@ go build -o "$work/jetsource" ./cmd/jetsource
 js="$work/jetsource"
 mapping=testdata/migrate/mapping.yaml
 
-start_serve() {
+start_serve() { # $1: the configuration (default testdata/migrate/config.yaml)
 	rm -rf "$work/data"
-	"$js" serve --config testdata/migrate/config.yaml --listen 127.0.0.1:0 --data "$work/data" >"$work/serve.log" 2>&1 &
+	"$js" serve --config "${1:-testdata/migrate/config.yaml}" --listen 127.0.0.1:0 --data "$work/data" >"$work/serve.log" 2>&1 &
 	serve_pid=$!
 	for _ in $(seq 1 100); do
 		if grep -q 'jetsource serving' "$work/serve.log"; then break; fi
@@ -122,6 +122,24 @@ walkthrough() { # $1: label, $2: source, $3: command that runs SQL on standard i
 
 sqlite3 "$work/shop.db" <testdata/migrate/shop.sql
 walkthrough sqlite "sqlite:$work/shop.db" "sqlite3 $work/shop.db"
+
+# --- a webhook receiving the migrated events (README) ------------------------
+go build -o "$work/webhook-receiver" ./examples/webhook-receiver
+"$work/webhook-receiver" --listen 127.0.0.1:0 >"$work/hook.log" 2>&1 &
+hook_pid=$!
+for _ in $(seq 1 100); do grep -q '^listening on' "$work/hook.log" && break; sleep 0.1; done
+hook_url=$(sed -n 's/^listening on //p' "$work/hook.log")
+[ -n "$hook_url" ] || fail "webhook receiver did not start"
+sed "s#http://127.0.0.1:8099#$hook_url#" testdata/migrate/webhook.yaml >"$work/webhook.yaml"
+sed "s#file: webhook.yaml#file: $work/webhook.yaml#" testdata/migrate/config-webhook.yaml >"$work/config-webhook.yaml"
+sqlite3 "$work/hook.db" <testdata/migrate/shop.sql
+start_serve "$work/config-webhook.yaml"
+expect "webhook migrate" "$("$js" migrate --mapping "$mapping" --source "sqlite:$work/hook.db" -o json)" '{"new":11,"changed":0,"deleted":0,"unchanged":0}'
+for _ in $(seq 1 300); do [ "$(grep -c '^customers.imported ' "$work/hook.log")" = 5 ] && break; sleep 0.1; done
+expect "webhook customers received" "$(grep -c '^customers.imported ' "$work/hook.log")" 5
+grep -q '^customers.imported customers.2.imported {.*"name":"Bob Baker"' "$work/hook.log" || fail "webhook: no event of customers.2"
+stop_serve
+kill "$hook_pid"; wait "$hook_pid" 2>/dev/null || true
 
 as_pg "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres shop
 psql_shop="psql -q -v ON_ERROR_STOP=1 postgres://postgres@127.0.0.1:$pg_port/shop"
