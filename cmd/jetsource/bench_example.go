@@ -57,6 +57,9 @@ type exampleBenchResult struct {
 	// ByCommand has the counts of each command; AddUserToGroup is the one
 	// whose boundary has two filters (the user and the membership).
 	ByCommand []exampleCounts `json:"by_command"`
+	// Windows split the run in thirds by the time commands were sent:
+	// latencies that grow from one to the next grow with the stream.
+	Windows []exampleWindow `json:"windows"`
 	// FirstError is the first error or timeout met, if any.
 	FirstError string `json:"first_error,omitempty"`
 	// Pass: no timeouts and no errors.
@@ -102,6 +105,43 @@ func (c *exampleCounts) summarize() {
 	if len(c.lat) > 0 {
 		c.MaxMs = float64(slices.Max(c.lat).Microseconds()) / 1000
 	}
+}
+
+// exampleWindow has the latencies of the commands sent in one part of
+// the run, from FromS to ToS seconds after its start.
+type exampleWindow struct {
+	FromS    float64 `json:"from_s"`
+	ToS      float64 `json:"to_s"`
+	Commands int     `json:"commands"`
+	P50Ms    float64 `json:"p50_ms"`
+	P99Ms    float64 `json:"p99_ms"`
+	Timeouts int     `json:"timeouts"`
+}
+
+// exampleSample is one command: when it was sent, after the start, and
+// how long its answer took (0: it timed out).
+type exampleSample struct{ at, lat time.Duration }
+
+// exampleWindows splits the samples in n windows of the duration d.
+func exampleWindows(samples []exampleSample, d time.Duration, n int) []exampleWindow {
+	ws := make([]exampleWindow, n)
+	lats := make([][]time.Duration, n)
+	for i := range ws {
+		ws[i].FromS, ws[i].ToS = (d * time.Duration(i) / time.Duration(n)).Seconds(), (d * time.Duration(i+1) / time.Duration(n)).Seconds()
+	}
+	for _, s := range samples {
+		i := min(int(s.at*time.Duration(n)/d), n-1)
+		ws[i].Commands++
+		if s.lat == 0 {
+			ws[i].Timeouts++
+			continue
+		}
+		lats[i] = append(lats[i], s.lat)
+	}
+	for i := range ws {
+		ws[i].P50Ms, ws[i].P99Ms = percentileMs(lats[i], 0.50), percentileMs(lats[i], 0.99)
+	}
+	return ws
 }
 
 // exampleCommands are the commands the clients send, in report order.
@@ -242,6 +282,7 @@ func benchExample(ctx context.Context, cfg Config, bf benchExampleFlags, log *sl
 	}
 	load := newExampleLoad(bf.companies, bf.groups)
 	per := make([]map[string]*exampleCounts, bf.clients)
+	samples := make([][]exampleSample, bf.clients)
 	var firstErr error
 	var errOnce sync.Once
 	var accepted atomic.Uint64 // events named by accepted answers
@@ -272,6 +313,7 @@ func benchExample(ctx context.Context, cfg Config, bf benchExampleFlags, log *sl
 				case err != nil && ctx.Err() != nil:
 					return // interrupted
 				case err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)):
+					samples[c] = append(samples[c], exampleSample{at: t.Sub(start)})
 					cnt.Timeouts++
 					errOnce.Do(func() { firstErr = err })
 					continue
@@ -281,6 +323,7 @@ func benchExample(ctx context.Context, cfg Config, bf benchExampleFlags, log *sl
 					continue
 				}
 				cnt.lat = append(cnt.lat, d)
+				samples[c] = append(samples[c], exampleSample{at: t.Sub(start), lat: max(d, 1)})
 				cnt.Retries += max(res.Attempts-1, 0)
 				switch res.Status {
 				case handlers.StatusAccepted:
@@ -328,6 +371,7 @@ func benchExample(ctx context.Context, cfg Config, bf benchExampleFlags, log *sl
 		r.ByCommand = append(r.ByCommand, *c)
 	}
 	r.exampleCounts.summarize()
+	r.Windows = exampleWindows(slices.Concat(samples...), bf.duration, 3)
 	r.CommandsPerSec = float64(len(r.lat)) / elapsed.Seconds()
 	r.EventsAccepted = accepted.Load()
 	if r.EventsStored, err = storedEvents(ctx, js, scfg.Name); err != nil {
@@ -462,6 +506,9 @@ func (m *Main) printExampleResult(g *globals, r exampleBenchResult) {
 	all.Command = "all"
 	row(all)
 	tw.Flush()
+	for _, w := range r.Windows {
+		fmt.Fprintf(m.Stdout, "sent %.0f-%.0fs: %d commands, p50 %.2f ms, p99 %.2f ms, %d timeouts\n", w.FromS, w.ToS, w.Commands, w.P50Ms, w.P99Ms, w.Timeouts)
+	}
 	fmt.Fprintf(m.Stdout, "commands/s %.1f, expired %d, events stored %d, events accepted %d, pass %v\n",
 		r.CommandsPerSec, r.Expired, r.EventsStored, r.EventsAccepted, r.Pass)
 	if r.FirstError != "" {

@@ -51,6 +51,13 @@ func TestBenchExample(t *testing.T) {
 	if sent != r.Sent {
 		t.Errorf("the commands' sent add up to %d, the total is %d", sent, r.Sent)
 	}
+	inWindows := 0
+	for _, w := range r.Windows {
+		inWindows += w.Commands
+	}
+	if len(r.Windows) != 3 || r.Windows[2].ToS != r.DurationS || inWindows != r.Sent {
+		t.Errorf("windows %+v hold %d commands of %d sent", r.Windows, inWindows, r.Sent)
+	}
 }
 
 func TestBenchExampleConfig(t *testing.T) {
