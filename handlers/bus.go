@@ -31,6 +31,16 @@ type Server struct {
 	subs []*nats.Subscription
 	sem  chan struct{}
 
+	// queue holds the commands received and not yet started, of every
+	// name, in the order they came; the dispatcher starts them in that
+	// order as slots of sem free up. drained is closed once no
+	// subscription delivers any more; dispatched once the dispatcher
+	// has returned.
+	queue      chan *nats.Msg
+	drained    chan struct{}
+	dispatched chan struct{}
+	received   atomic.Uint64
+
 	ctx    context.Context // of the commands in progress
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -49,6 +59,11 @@ type Server struct {
 // registered now) and serves them until ctx ends or [Server.Close] is
 // called. It returns once the subscriptions are in place on the server.
 //
+// Commands are started in the order they arrive, whatever their name:
+// while all [WithConcurrency] slots are busy, a command waits behind
+// those received before it, so that a frequent command does not wait
+// longer than a rare one.
+//
 // Options: [WithPrefix], [WithQueue], [WithConcurrency],
 // [WithCommandTimeout], [WithDrainTimeout]. It returns an error matching
 // [ErrInvalidOption] for a bad option, a nil connection or processor, or a
@@ -66,14 +81,20 @@ func Serve(ctx context.Context, nc *nats.Conn, p *Processor, opts ...BusOption) 
 	if len(names) == 0 {
 		return nil, fmt.Errorf("%w: the registry holds no command", ErrInvalidOption)
 	}
-	s := &Server{nc: nc, p: p, cfg: cfg, sem: make(chan struct{}, cfg.concurrency), closed: make(chan struct{})}
+	s := &Server{nc: nc, p: p, cfg: cfg, sem: make(chan struct{}, cfg.concurrency), closed: make(chan struct{}),
+		queue: make(chan *nats.Msg, max(queueLen, cfg.concurrency)), drained: make(chan struct{}), dispatched: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	go s.dispatch()
+	fail := func(err error) (*Server, error) {
+		s.unsubscribe()
+		s.cancel()
+		<-s.dispatched
+		return nil, err
+	}
 	for _, name := range names {
 		sub, err := nc.QueueSubscribe(cfg.prefix+"."+name, cfg.queue, s.receive)
 		if err != nil {
-			s.unsubscribe()
-			s.cancel()
-			return nil, fmt.Errorf("handlers: subscribe to %s.%s: %w", cfg.prefix, name, err)
+			return fail(fmt.Errorf("handlers: subscribe to %s.%s: %w", cfg.prefix, name, err))
 		}
 		s.subs = append(s.subs, sub)
 	}
@@ -81,9 +102,7 @@ func Serve(ctx context.Context, nc *nats.Conn, p *Processor, opts ...BusOption) 
 	err = nc.FlushWithContext(fctx)
 	fcancel()
 	if err != nil {
-		s.unsubscribe()
-		s.cancel()
-		return nil, fmt.Errorf("%w: subscribe to commands: %w", jetsource.ErrUnavailable, err)
+		return fail(fmt.Errorf("%w: subscribe to commands: %w", jetsource.ErrUnavailable, err))
 	}
 	s.wg.Add(1)
 	go func() {
@@ -98,9 +117,51 @@ func Serve(ctx context.Context, nc *nats.Conn, p *Processor, opts ...BusOption) 
 	return s, nil
 }
 
-// receive runs in the subscription's goroutine: it waits for a free slot,
-// then executes the command in a goroutine of its own.
+// queueLen is how many received commands wait for a slot in the order
+// they came. Beyond it a subscription waits to hand on its next command,
+// and commands of different names are no longer started strictly in
+// order.
+const queueLen = 1 << 14
+
+// receive runs in the goroutine of a command name's subscription: it
+// puts the command in the queue shared by all names. It does not wait for
+// a free slot, which would start one command per name in turn and let a
+// frequent command wait behind every rare one.
 func (s *Server) receive(m *nats.Msg) {
+	select {
+	case s.queue <- m:
+		s.received.Add(1)
+	case <-s.ctx.Done():
+	}
+}
+
+// dispatch starts the queued commands in order, each once a slot is
+// free, until the subscriptions are drained and the queue is empty, or
+// the server's context ends.
+func (s *Server) dispatch() {
+	defer close(s.dispatched)
+	for {
+		select {
+		case m := <-s.queue:
+			s.start(m)
+		case <-s.drained:
+			for {
+				select {
+				case m := <-s.queue:
+					s.start(m)
+				default:
+					return
+				}
+			}
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// start waits for a free slot, then executes the command in a goroutine
+// of its own.
+func (s *Server) start(m *nats.Msg) {
 	select {
 	case s.sem <- struct{}{}:
 	case <-s.ctx.Done():
@@ -162,6 +223,10 @@ func (s *Server) handle(m *nats.Msg) {
 	}
 }
 
+// Received returns how many commands this server has received (queued
+// for a slot, started or done).
+func (s *Server) Received() uint64 { return s.received.Load() }
+
 // Expired returns how many commands this server did not start because
 // their sender's deadline ([HeaderDeadline]) had passed when a worker
 // took them.
@@ -208,6 +273,15 @@ func (s *Server) Close() error {
 			s.cancel()
 			s.unsubscribe()
 			break
+		}
+		// The commands received are queued: start them (the dispatcher
+		// returns at once when the deadline passed above).
+		close(s.drained)
+		select {
+		case <-s.dispatched:
+		case <-deadline.C:
+			s.cancel()
+			<-s.dispatched
 		}
 		close(s.closed)
 		s.mu.Lock()

@@ -69,7 +69,7 @@ scenario, jetsource_per_sec, raw_per_sec, ratio and target.`,
 		}
 	}
 	cmd.AddCommand(m.newBenchAppendCmd(g), m.newBenchPipelineCmd(g), m.newBenchOCCCmd(g), m.newBenchTxCmd(g),
-		m.newBenchConsumeCmd(g), m.newBenchRebuildCmd(g), m.newBenchLoadCmd(g), m.newBenchCommandsCmd(g), m.newBenchMigrateCmd(g))
+		m.newBenchConsumeCmd(g), m.newBenchRebuildCmd(g), m.newBenchLoadCmd(g), m.newBenchCommandsCmd(g), m.newBenchMigrateCmd(g), m.newBenchExampleCmd(g))
 	return cmd
 }
 
