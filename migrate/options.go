@@ -22,6 +22,8 @@ type config struct {
 	flushEvery      int
 	pubOpts         []publisher.Option
 	foldConcurrency int
+	indexDir        string
+	onIndex         func(path, what string)
 }
 
 func defaultConfig() config {
@@ -125,6 +127,31 @@ func WithFoldConcurrency(n int) Option {
 			return fmt.Errorf("%w: fold concurrency %d must be from 1 to 1024", ErrInvalidOption, n)
 		}
 		c.foldConcurrency = n
+		return nil
+	}
+}
+
+// WithIndex keeps the surface of each table in a local index file in dir
+// (see [IndexFile]), with [WithJetStream]: the aggregate, sequence,
+// statehash and state of each aggregate's latest event. A run brings the
+// index up to date from the stream, reading only the messages stored
+// after its checkpoint, instead of reading the whole surface, and a
+// changed row whose aggregate's state the index knows needs no fold.
+//
+// The index stays exactly right: an index that is missing or damaged, of
+// another stream or server, or of a stream that messages were removed
+// from since (a purge, a delete, a limit) is built again from the stream;
+// and every append is conditional on the aggregate's last sequence, so an
+// aggregate that moved meanwhile is folded afresh and its change
+// computed again. Deleting the files is always safe. onIndex (may be nil)
+// is called when an index file is created or rebuilt (what says why) or
+// cannot be saved.
+func WithIndex(dir string, onIndex func(path, what string)) Option {
+	return func(c *config) error {
+		if dir == "" {
+			return fmt.Errorf("%w: WithIndex needs a directory", ErrInvalidOption)
+		}
+		c.indexDir, c.onIndex = dir, onIndex
 		return nil
 	}
 }
