@@ -197,7 +197,7 @@ func (r *Runner) Total(ctx context.Context) (int64, error) {
 // Validate converts every row of every table without writing anything,
 // and reports each bad row to the handler of [WithBadRowHandler]. It
 // returns the number of bad rows and, when there are some, an error
-// wrapping the first one ([*RowError]).
+// wrapping [ErrBadRows] and the first one ([*RowError]).
 func (r *Runner) Validate(ctx context.Context) (int64, error) {
 	if r.plans == nil {
 		if err := r.Check(ctx); err != nil {
@@ -224,7 +224,7 @@ func (r *Runner) Validate(ctx context.Context) (int64, error) {
 		}
 	}
 	if bad > 0 {
-		return bad, fmt.Errorf("%d bad row(s), nothing written; the first: %w", bad, first)
+		return bad, fmt.Errorf("%w: %d bad row(s), nothing written; the first: %w", ErrBadRows, bad, first)
 	}
 	return 0, nil
 }
@@ -251,7 +251,7 @@ func (r *Runner) reportBad(err error) {
 // a run without validation, or a source that fails stop it: the events
 // written so far are whole, and running again resumes.
 //
-// Errors: those of [Runner.Check], [*RowError] (wrapping [ErrNullKey],
+// Errors: those of [Runner.Check], [ErrBadRows], [*RowError] (wrapping [ErrNullKey],
 // [ErrUnsupportedType], or the store's error such as
 // [jetsource.ErrConflict] when another writer moved an aggregate twice
 // while the run wrote it), [ErrSource], ctx's error.
@@ -314,7 +314,7 @@ func (r *Runner) Run(ctx context.Context, mode Mode) (counts Counts, err error) 
 		}
 	}
 	if bad > 0 {
-		return counts, fmt.Errorf("%d bad row(s), nothing written; the first: %w", bad, first)
+		return counts, fmt.Errorf("%w: %d bad row(s), nothing written; the first: %w", ErrBadRows, bad, first)
 	}
 	if r.cfg.validate {
 		for _, tr := range runs {

@@ -158,6 +158,9 @@ func (m *Main) benchCLI(ctx context.Context, env *benchEnv, args ...string) (tim
 	var out, errOut bytes.Buffer
 	sub := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}
 	args = append(args, "--server", env.srv.ClientURL(), "--stream", "BENCH", "--timeout", "30s", "--no-progress", "-o", "json")
+	if args[0] == "migrate" || args[0] == "sync" {
+		args = append(args, "--index", filepath.Join(env.dir, "index"))
+	}
 	start := time.Now()
 	if code := sub.Run(ctx, args); code != 0 {
 		return 0, "", fmt.Errorf("%s: exit %d: %s%s", args[0], code, errOut.String(), out.String())
