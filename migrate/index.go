@@ -49,6 +49,12 @@ func fileSafe(s string) string {
 	}, s)
 }
 
+// tableIndex is the index file of a table and its checkpoint.
+type tableIndex struct {
+	path string
+	meta indexMeta
+}
+
 // indexedSurface returns the surface of a table from its index file,
 // brought up to date from the stream: only the messages after its
 // checkpoint are read. An index that is missing, unreadable, of another
@@ -56,17 +62,14 @@ func fileSafe(s string) string {
 // that messages were removed from the stream since (a purge, a delete,
 // limits) is built again from the whole table. The index is saved in the
 // background when it changed; wait with w.saves.
-func (w *writer) indexedSurface(ctx context.Context, p *plan) (*surface, error) {
-	js, name := w.r.cfg.js, w.r.store.Stream()
-	cctx, cancel := context.WithTimeout(ctx, w.r.cfg.timeout)
-	st, err := js.Stream(cctx, name)
-	cancel()
+func (w *writer) indexedSurface(ctx context.Context, p *plan) (*surface, *tableIndex, error) {
+	name := w.r.store.Stream()
+	info, err := w.streamInfo(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("the surface of %s: stream %s: %w", p.filter, name, err)
+		return nil, nil, fmt.Errorf("the surface of %s: %w", p.filter, err)
 	}
-	info := st.CachedInfo()
-	path := IndexFile(w.r.cfg.indexDir, name, p.filter.String())
-	meta, s, err := loadIndex(path)
+	ix := &tableIndex{path: IndexFile(w.r.cfg.indexDir, name, p.filter.String())}
+	meta, s, err := loadIndex(ix.path)
 	why := ""
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -75,48 +78,109 @@ func (w *writer) indexedSurface(ctx context.Context, p *plan) (*surface, error) 
 		why = fmt.Sprintf("rebuilt: %v", err)
 	case meta.Stream != name || !meta.Created.Equal(info.Created) || meta.Filter != p.filter.String():
 		why = "rebuilt: it was of another stream"
-	case int64(info.State.Msgs)-int64(meta.Msgs) != int64(info.State.LastSeq)-int64(meta.Last):
+	case removed(meta, info):
 		why = "rebuilt: messages were removed from the stream since it was saved"
 	}
 	if why != "" {
 		s, meta = newSurface(), indexMeta{Stream: name, Created: info.Created, Filter: p.filter.String()}
 		if w.r.cfg.onIndex != nil {
-			w.r.cfg.onIndex(path, why)
+			w.r.cfg.onIndex(ix.path, why)
 		}
 	}
-	changed := why != ""
+	ix.meta = meta
+	changed, err := w.catchUp(ctx, p, s, ix, info)
+	if err != nil {
+		return nil, nil, err
+	}
+	if changed || why != "" {
+		w.save(ix, s)
+	}
+	return s, ix, nil
+}
+
+func (w *writer) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
+	cctx, cancel := context.WithTimeout(ctx, w.r.cfg.timeout)
+	defer cancel()
+	st, err := w.r.cfg.js.Stream(cctx, w.r.store.Stream())
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", w.r.store.Stream(), err)
+	}
+	return st.CachedInfo(), nil
+}
+
+// removed reports whether messages were removed from the stream since
+// the checkpoint: it holds fewer than the messages stored since.
+func removed(meta indexMeta, info *jetstream.StreamInfo) bool {
+	return int64(info.State.Msgs)-int64(meta.Msgs) != int64(info.State.LastSeq)-int64(meta.Last)
+}
+
+// save writes the index in the background; wait with w.saves.
+func (w *writer) save(ix *tableIndex, s *surface) {
+	meta := ix.meta
+	w.saves.Go(func() {
+		if err := saveIndex(ix.path, meta, s); err != nil && w.r.cfg.onIndex != nil {
+			w.r.cfg.onIndex(ix.path, fmt.Sprintf("not saved: %v", err))
+		}
+	})
+}
+
+// catchUp applies to s the messages of the table stored after the
+// index's checkpoint, up to the stream's last sequence in info, and moves
+// the checkpoint there.
+func (w *writer) catchUp(ctx context.Context, p *plan, s *surface, ix *tableIndex, info *jetstream.StreamInfo) (bool, error) {
 	last0 := info.State.LastSeq
-	if last0 > meta.Last {
-		head, err := w.r.store.LastSequence(ctx, p.filter)
-		if err != nil {
-			return nil, err
-		}
-		if head > meta.Last {
-			cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-			if meta.Last > 0 {
-				cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: meta.Last + 1}
-			}
-			err := w.consume(ctx, p, cfg, func(m jetstream.Msg, seq uint64) bool {
-				if seq > last0 {
-					return true
-				}
-				s.apply(p, m.Subject(), seq, m.Headers(), m.Data(), true)
-				return seq >= head
-			})
-			if err != nil {
-				return nil, fmt.Errorf("bring the surface index %s up to date: %w", path, err)
-			}
-		}
-		meta.Last, meta.Msgs, changed = last0, info.State.Msgs, true
+	if last0 <= ix.meta.Last {
+		return false, nil
 	}
-	if changed {
-		w.saves.Go(func() {
-			if err := saveIndex(path, meta, s); err != nil && w.r.cfg.onIndex != nil {
-				w.r.cfg.onIndex(path, fmt.Sprintf("not saved: %v", err))
+	head, err := w.r.store.LastSequence(ctx, p.filter)
+	if err != nil {
+		return false, err
+	}
+	if head > ix.meta.Last {
+		cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+		if ix.meta.Last > 0 {
+			cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: ix.meta.Last + 1}
+		}
+		err := w.consume(ctx, p, cfg, func(m jetstream.Msg, seq uint64) bool {
+			if seq > last0 {
+				return true
 			}
+			s.apply(p, m.Subject(), seq, m.Headers(), m.Data(), true)
+			return seq >= head
 		})
+		if err != nil {
+			return false, fmt.Errorf("bring the surface index %s up to date: %w", ix.path, err)
+		}
 	}
-	return s, nil
+	ix.meta.Last, ix.meta.Msgs = last0, info.State.Msgs
+	return true, nil
+}
+
+// updateIndex brings the index of a table up to date after the run wrote
+// to it, so that the next run has only others' events to read. When
+// messages were removed meanwhile it is left as it was (the next run
+// builds it again).
+func (w *writer) updateIndex(ctx context.Context, tr *tableRun) error {
+	if tr.ix == nil {
+		return nil
+	}
+	w.saves.Wait() // the surface is saved no more
+	info, err := w.streamInfo(ctx)
+	if err != nil {
+		return err
+	}
+	if removed(tr.ix.meta, info) {
+		return nil
+	}
+	if tr.surf == nil {
+		tr.surf = newSurface()
+	}
+	changed, err := w.catchUp(ctx, tr.p, tr.surf, tr.ix, info)
+	if err != nil || !changed {
+		return err
+	}
+	w.save(tr.ix, tr.surf)
+	return nil
 }
 
 // Index file layout: indexMagic, the length and JSON of indexMeta, the

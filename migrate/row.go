@@ -27,6 +27,8 @@ type plan struct {
 	filter  subjects.Filter
 	ntokens int // tokens of an aggregate
 	count   int64
+	order   []int    // the data members in name order
+	names   [][]byte // the JSON of each member's name and ':'
 }
 
 // row is a row turned into its aggregate and state.
@@ -34,7 +36,7 @@ type row struct {
 	num       int64
 	aggregate string
 	key       string         // "id=42" for errors
-	state     map[string]any // the data columns, NULLs left out
+	state     map[string]any // the data columns, NULLs left out; decoded from data when needed
 	data      []byte         // state as canonical JSON
 	hash      string
 }
@@ -73,22 +75,93 @@ func (p *plan) convert(num int64, vals []any) (row, error) {
 		return r, p.rowError(num, r.key, err)
 	}
 	r.aggregate = agg
-	r.state = make(map[string]any, len(p.members))
-	for j, m := range p.members {
+	vs := make([]any, len(p.members))
+	for j := range p.members {
 		i := p.nkeys + j
 		v, err := p.value(i, vals[i])
 		if err != nil {
 			return r, p.rowError(num, r.key, fmt.Errorf("column %s: %w", p.columns[i], err))
 		}
-		if v != nil {
-			r.state[m] = v
-		}
+		vs[j] = v
 	}
-	if r.data, err = json.Marshal(r.state); err != nil {
+	if r.data, err = p.canonical(vs); err != nil {
 		return r, p.rowError(num, r.key, fmt.Errorf("%w: %v", ErrUnsupportedType, err))
 	}
 	r.hash = stateHash(r.data)
 	return r, nil
+}
+
+// canonical encodes the data values of a row (NULLs left out) as
+// json.Marshal encodes the map of its members, the state's canonical
+// form: members sorted, strings escaped as encoding/json escapes them.
+// The common values (plain strings, numbers, booleans) are written
+// directly; others go through json.Marshal.
+func (p *plan) canonical(vs []any) ([]byte, error) {
+	if p.order == nil {
+		p.order = make([]int, len(p.members))
+		p.names = make([][]byte, len(p.members))
+		for j, m := range p.members {
+			p.order[j] = j
+			b, _ := json.Marshal(m)
+			p.names[j] = append(b, ':')
+		}
+		slices.SortStableFunc(p.order, func(a, b int) int { return strings.Compare(p.members[a], p.members[b]) })
+	}
+	buf := make([]byte, 0, 128)
+	buf = append(buf, '{')
+	first := true
+	for _, j := range p.order {
+		v := vs[j]
+		if v == nil {
+			continue
+		}
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = append(buf, p.names[j]...)
+		var err error
+		if buf, err = appendJSON(buf, v); err != nil {
+			return nil, err
+		}
+	}
+	return append(buf, '}'), nil
+}
+
+// appendJSON appends v as json.Marshal encodes it.
+func appendJSON(buf []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case string:
+		if plainString(x) {
+			buf = append(buf, '"')
+			buf = append(buf, x...)
+			return append(buf, '"'), nil
+		}
+	case json.Number:
+		if x != "" {
+			return append(buf, x...), nil
+		}
+	case bool:
+		return strconv.AppendBool(buf, x), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(buf, b...), nil
+}
+
+// plainString reports whether json.Marshal writes s as it is between
+// quotes: printable ASCII without '"', '\\' and the HTML characters it
+// escapes.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // value normalizes the value of selected column i and applies its

@@ -487,25 +487,29 @@ func decodeState(data []byte) (map[string]any, error) {
 // surface returns the surface of a table: from the index with
 // [WithIndex], else read from the stream; nil when the table has no
 // events.
-func (w *writer) surface(ctx context.Context, p *plan) (*surface, error) {
+func (w *writer) surface(ctx context.Context, p *plan) (*surface, *tableIndex, error) {
 	if w.r.cfg.js != nil && w.r.cfg.indexDir != "" {
-		s, err := w.indexedSurface(ctx, p)
-		if err != nil || len(s.ents) == 0 {
-			return nil, err
+		s, ix, err := w.indexedSurface(ctx, p)
+		if err != nil {
+			return nil, nil, err
 		}
-		return s, nil
+		if len(s.ents) == 0 {
+			return nil, ix, nil
+		}
+		return s, ix, nil
 	}
 	last, err := w.r.store.LastSequence(ctx, p.filter)
 	if err != nil || last == 0 {
-		return nil, err
+		return nil, nil, err
 	}
 	if w.r.cfg.js != nil {
-		return w.surfaceJS(ctx, p, last)
+		s, err := w.surfaceJS(ctx, p, last)
+		return s, nil, err
 	}
 	s := newSurface()
 	for e, err := range w.r.store.Latest(ctx, p.filter) {
 		if err != nil {
-			return nil, fmt.Errorf("read the surface of %s: %w", p.filter, err)
+			return nil, nil, fmt.Errorf("read the surface of %s: %w", p.filter, err)
 		}
 		if e.Malformed != nil {
 			continue
@@ -527,7 +531,7 @@ func (w *writer) surface(ctx context.Context, p *plan) (*surface, error) {
 			en.hash = h
 		}
 	}
-	return s, nil
+	return s, nil, nil
 }
 
 // prefix returns the first n tokens of subject and how many tokens it has.
@@ -575,6 +579,7 @@ type tableRun struct {
 	p        *plan
 	mode     Mode
 	surf     *surface
+	ix       *tableIndex // with [WithIndex]
 	spool    spool
 	bad      int64
 	firstBad error
@@ -584,11 +589,11 @@ type tableRun struct {
 // surface: with validation the work is spooled, otherwise done at once.
 func (w *writer) read(ctx context.Context, tr *tableRun) error {
 	p := tr.p
-	surf, err := w.surface(ctx, p)
+	surf, ix, err := w.surface(ctx, p)
 	if err != nil {
 		return err
 	}
-	tr.surf = surf
+	tr.surf, tr.ix = surf, ix
 	if surf != nil {
 		surf.seen = make([]bool, len(surf.ents))
 	}
@@ -707,5 +712,8 @@ func (w *writer) finish(ctx context.Context, tr *tableRun) error {
 			}
 		}
 	}
-	return w.settle(ctx)
+	if err := w.settle(ctx); err != nil {
+		return err
+	}
+	return w.updateIndex(ctx, tr)
 }

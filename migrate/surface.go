@@ -73,7 +73,13 @@ func (s *surface) apply(p *plan, subj string, seq uint64, h nats.Header, data []
 		hash = h.Get(jetsource.HeaderPrefix + ExtStateHash)
 	}
 	var st []byte
-	if withData && ce {
+	switch {
+	case withData && ce && !had && hash != "" && hash != deletedHash && !bytes.Contains(data, []byte("null")) && stateHash(data) == hash:
+		// The first event of the aggregate, whose data is the
+		// canonical state its statehash names (a runner's imported
+		// event): folded onto the initial state it stays as it is.
+		st = bytes.Clone(data)
+	case withData && ce:
 		prev := en.state
 		if !had {
 			prev = []byte("{}") // the reducer's initial state
