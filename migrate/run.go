@@ -598,7 +598,7 @@ func (w *writer) read(ctx context.Context, tr *tableRun) error {
 		surf.seen = make([]bool, len(surf.ents))
 	}
 	var num int64
-	for vals, err := range w.r.src.Rows(ctx, p.t.Table, p.columns, p.columns[:p.nkeys]) {
+	for vals, err := range prefetch(w.r.src.Rows(ctx, p.t.Table, p.columns, p.columns[:p.nkeys]), len(p.columns)) {
 		if err != nil {
 			return fmt.Errorf("table %s after row %d: %w; the rows before it were written, run again to resume", p.t.Table, num, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
@@ -334,3 +335,61 @@ func (s *csvSource) Rows(ctx context.Context, table string, columns, _ []string)
 }
 
 func (s *csvSource) Close() error { return nil }
+
+// prefetchBatch is how many rows the reader of [prefetch] hands over at
+// once.
+const prefetchBatch = 256
+
+type rowBatch struct {
+	vals []any // the values of up to prefetchBatch rows, row after row
+	err  error
+}
+
+// prefetch reads rows in a goroutine of its own, a few batches ahead of
+// the caller, so that reading the source and converting the rows overlap.
+// The goroutine ends before the returned sequence does.
+func prefetch(rows iter.Seq2[[]any, error], ncols int) iter.Seq2[[]any, error] {
+	return func(yield func([]any, error) bool) {
+		ch := make(chan rowBatch, 4)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			defer close(ch)
+			b := rowBatch{vals: make([]any, 0, prefetchBatch*ncols)}
+			for vals, err := range rows {
+				if err != nil {
+					b.err = err
+					break
+				}
+				b.vals = append(b.vals, vals...)
+				if len(b.vals) >= prefetchBatch*ncols {
+					select {
+					case ch <- b:
+					case <-stop:
+						return
+					}
+					b = rowBatch{vals: make([]any, 0, prefetchBatch*ncols)}
+				}
+			}
+			select {
+			case ch <- b:
+			case <-stop:
+			}
+		})
+		defer func() {
+			close(stop)
+			wg.Wait()
+		}()
+		for b := range ch {
+			for i := 0; i+ncols <= len(b.vals); i += ncols {
+				if !yield(b.vals[i:i+ncols:i+ncols], nil) {
+					return
+				}
+			}
+			if b.err != nil {
+				yield(nil, b.err)
+				return
+			}
+		}
+	}
+}
