@@ -35,7 +35,8 @@ type plan struct {
 type row struct {
 	num       int64
 	aggregate string
-	key       string         // "id=42" for errors
+	keys      []string       // the key values
+	key       string         // "id=42" for errors, see plan.keyed
 	state     map[string]any // the data columns, NULLs left out; decoded from data when needed
 	data      []byte         // state as canonical JSON
 	hash      string
@@ -45,34 +46,26 @@ func (p *plan) rowError(num int64, key string, err error) *RowError {
 	return &RowError{Table: p.t.Table, Row: num, Key: key, Err: err}
 }
 
-// convert turns the values of one row into its aggregate and state.
+// convert turns the values of one row into its aggregate and state. The
+// row's key description (for errors and appends) is made by [plan.keyed]
+// when needed.
 func (p *plan) convert(num int64, vals []any) (row, error) {
 	r := row{num: num}
+	r.keys = make([]string, p.nkeys)
 	keys := make([]string, p.nkeys)
-	var kdesc strings.Builder
 	for i := range p.nkeys {
-		if i > 0 {
-			kdesc.WriteString(", ")
-		}
-		kdesc.WriteString(p.columns[i])
-		kdesc.WriteByte('=')
 		v, err := p.value(i, vals[i])
-		if err != nil {
-			kdesc.WriteString("?")
-			return r, p.rowError(num, kdesc.String(), fmt.Errorf("key column %s: %w", p.columns[i], err))
+		if err == nil {
+			r.keys[i], err = keyText(v)
 		}
-		s, err := keyText(v)
 		if err != nil {
-			kdesc.WriteString("?")
-			return r, p.rowError(num, kdesc.String(), fmt.Errorf("key column %s: %w", p.columns[i], err))
+			return r, p.rowError(num, p.keyDesc(r.keys[:i], true), fmt.Errorf("key column %s: %w", p.columns[i], err))
 		}
-		kdesc.WriteString(strconv.Quote(s))
-		keys[i] = subjects.Escape(s)
+		keys[i] = subjects.Escape(r.keys[i])
 	}
-	r.key = kdesc.String()
 	agg, err := p.t.tmpl.build(keys)
 	if err != nil {
-		return r, p.rowError(num, r.key, err)
+		return r, p.rowError(num, p.keyed(&r), err)
 	}
 	r.aggregate = agg
 	vs := make([]any, len(p.members))
@@ -80,12 +73,12 @@ func (p *plan) convert(num int64, vals []any) (row, error) {
 		i := p.nkeys + j
 		v, err := p.value(i, vals[i])
 		if err != nil {
-			return r, p.rowError(num, r.key, fmt.Errorf("column %s: %w", p.columns[i], err))
+			return r, p.rowError(num, p.keyed(&r), fmt.Errorf("column %s: %w", p.columns[i], err))
 		}
 		vs[j] = v
 	}
 	if r.data, err = p.canonical(vs); err != nil {
-		return r, p.rowError(num, r.key, fmt.Errorf("%w: %v", ErrUnsupportedType, err))
+		return r, p.rowError(num, p.keyed(&r), fmt.Errorf("%w: %v", ErrUnsupportedType, err))
 	}
 	r.hash = stateHash(r.data)
 	return r, nil
@@ -162,6 +155,35 @@ func plainString(s string) bool {
 		}
 	}
 	return true
+}
+
+// keyed sets and returns the key description of a row: id="42".
+func (p *plan) keyed(r *row) string {
+	if r.key == "" {
+		r.key = p.keyDesc(r.keys, false)
+	}
+	return r.key
+}
+
+// keyDesc describes the key values known; bad: the next one is bad.
+func (p *plan) keyDesc(keys []string, bad bool) string {
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.columns[i])
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(k))
+	}
+	if bad {
+		if len(keys) > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.columns[len(keys)])
+		b.WriteString("=?")
+	}
+	return b.String()
 }
 
 // value normalizes the value of selected column i and applies its

@@ -589,6 +589,8 @@ type tableRun struct {
 // surface: with validation the work is spooled, otherwise done at once.
 func (w *writer) read(ctx context.Context, tr *tableRun) error {
 	p := tr.p
+	rows := startPrefetch(w.r.src.Rows(ctx, p.t.Table, p.columns, p.columns[:p.nkeys]), len(p.columns))
+	defer rows.close()
 	surf, ix, err := w.surface(ctx, p)
 	if err != nil {
 		return err
@@ -598,7 +600,7 @@ func (w *writer) read(ctx context.Context, tr *tableRun) error {
 		surf.seen = make([]bool, len(surf.ents))
 	}
 	var num int64
-	for vals, err := range prefetch(w.r.src.Rows(ctx, p.t.Table, p.columns, p.columns[:p.nkeys]), len(p.columns)) {
+	for vals, err := range rows.all() {
 		if err != nil {
 			return fmt.Errorf("table %s after row %d: %w; the rows before it were written, run again to resume", p.t.Table, num, err)
 		}
@@ -635,7 +637,7 @@ func (w *writer) read(ctx context.Context, tr *tableRun) error {
 				surf.added[row.aggregate] = struct{}{}
 			}
 			if dup {
-				return &RowError{Table: p.t.Table, Row: num, Key: row.key, Err: fmt.Errorf("%w: a second row with the key of aggregate %s", ErrInvalidMapping, row.aggregate)}
+				return &RowError{Table: p.t.Table, Row: num, Key: p.keyed(&row), Err: fmt.Errorf("%w: a second row with the key of aggregate %s", ErrInvalidMapping, row.aggregate)}
 			}
 			if ok {
 				en := &surf.ents[i]
@@ -651,6 +653,7 @@ func (w *writer) read(ctx context.Context, tr *tableRun) error {
 				}
 			}
 		}
+		p.keyed(&wk.row)
 		if w.r.cfg.validate {
 			if err := tr.spool.add(wk); err != nil {
 				return err

@@ -336,53 +336,64 @@ func (s *csvSource) Rows(ctx context.Context, table string, columns, _ []string)
 
 func (s *csvSource) Close() error { return nil }
 
-// prefetchBatch is how many rows the reader of [prefetch] hands over at
-// once.
-const prefetchBatch = 256
+// prefetchBatch is how many rows the reader of a [prefetcher] hands over
+// at once, and prefetchAhead how many batches it may read ahead (enough
+// to read on while the surface of a table is loaded).
+const (
+	prefetchBatch = 256
+	prefetchAhead = 128
+)
 
 type rowBatch struct {
 	vals []any // the values of up to prefetchBatch rows, row after row
 	err  error
 }
 
-// prefetch reads rows in a goroutine of its own, a few batches ahead of
-// the caller, so that reading the source and converting the rows overlap.
-// The goroutine ends before the returned sequence does.
-func prefetch(rows iter.Seq2[[]any, error], ncols int) iter.Seq2[[]any, error] {
+// prefetcher reads rows in a goroutine of its own, ahead of the caller,
+// so that reading the source overlaps with loading the surface and with
+// converting the rows. close ends the goroutine.
+type prefetcher struct {
+	ch    chan rowBatch
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	ncols int
+}
+
+func startPrefetch(rows iter.Seq2[[]any, error], ncols int) *prefetcher {
+	f := &prefetcher{ch: make(chan rowBatch, prefetchAhead), stop: make(chan struct{}), ncols: ncols}
+	f.wg.Go(func() {
+		defer close(f.ch)
+		b := rowBatch{vals: make([]any, 0, prefetchBatch*ncols)}
+		for vals, err := range rows {
+			if err != nil {
+				b.err = err
+				break
+			}
+			b.vals = append(b.vals, vals...)
+			if len(b.vals) >= prefetchBatch*ncols {
+				select {
+				case f.ch <- b:
+				case <-f.stop:
+					return
+				}
+				b = rowBatch{vals: make([]any, 0, prefetchBatch*ncols)}
+			}
+		}
+		select {
+		case f.ch <- b:
+		case <-f.stop:
+		}
+	})
+	return f
+}
+
+// all yields the rows read (once).
+func (f *prefetcher) all() iter.Seq2[[]any, error] {
 	return func(yield func([]any, error) bool) {
-		ch := make(chan rowBatch, 4)
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			defer close(ch)
-			b := rowBatch{vals: make([]any, 0, prefetchBatch*ncols)}
-			for vals, err := range rows {
-				if err != nil {
-					b.err = err
-					break
-				}
-				b.vals = append(b.vals, vals...)
-				if len(b.vals) >= prefetchBatch*ncols {
-					select {
-					case ch <- b:
-					case <-stop:
-						return
-					}
-					b = rowBatch{vals: make([]any, 0, prefetchBatch*ncols)}
-				}
-			}
-			select {
-			case ch <- b:
-			case <-stop:
-			}
-		})
-		defer func() {
-			close(stop)
-			wg.Wait()
-		}()
-		for b := range ch {
-			for i := 0; i+ncols <= len(b.vals); i += ncols {
-				if !yield(b.vals[i:i+ncols:i+ncols], nil) {
+		n := f.ncols
+		for b := range f.ch {
+			for i := 0; i+n <= len(b.vals); i += n {
+				if !yield(b.vals[i:i+n:i+n], nil) {
 					return
 				}
 			}
@@ -392,4 +403,10 @@ func prefetch(rows iter.Seq2[[]any, error], ncols int) iter.Seq2[[]any, error] {
 			}
 		}
 	}
+}
+
+// close stops the reader and waits for it.
+func (f *prefetcher) close() {
+	close(f.stop)
+	f.wg.Wait()
 }
