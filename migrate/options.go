@@ -46,10 +46,11 @@ func WithJetStream(js jetstream.JetStream) Option {
 	}
 }
 
-// WithValidation turns the first pass on or off (default on): every row of
-// every table is converted before anything is written, and a bad row
-// makes the run write nothing. Off, rows are read once and a bad row stops
-// the run where it is (or is skipped with [WithSkipBadRows]).
+// WithValidation turns validation on or off (default on): every row of
+// every table is read, converted and compared before anything is written
+// (the work waits in a temporary file), and a bad row makes the run write
+// nothing ([ErrBadRows]). Off, a bad row stops the run where it is (or is
+// skipped with [WithSkipBadRows]). Either way the rows are read once.
 func WithValidation(on bool) Option {
 	return func(c *config) error {
 		c.validate = on
@@ -58,7 +59,7 @@ func WithValidation(on bool) Option {
 }
 
 // WithSkipBadRows writes the good rows and skips the bad ones, which are
-// counted in [Counts].Bad (the first pass is off).
+// counted in [Counts].Bad (validation is off).
 func WithSkipBadRows() Option {
 	return func(c *config) error {
 		c.skip, c.validate = true, false
