@@ -31,14 +31,17 @@ server (fsync on every write):
 
   migrate-sqlite    "jetsource migrate" of the table from SQLite against
                     "jetsource import" of the same events as an NDJSON
-                    file, both in-process with their defaults (each reads
-                    its input twice: check, then write); rows/s, target 0.7
+                    file, both in-process with their defaults (migrate
+                    reads the rows once, spooling what to write until
+                    every row is checked); rows/s, target 0.7
   migrate-postgres  the same from PostgreSQL, when --postgres (or
                     JETSOURCE_TEST_POSTGRES) names a server
   sync-1pct         "jetsource sync" over --sync-rows rows of which 1%
                     changed against reading the same rows from SQLite
                     through the same source (rows/s of each; target 0.5:
-                    sync within twice the time of reading the rows)
+                    sync within twice the time of reading the rows); the
+                    surface index lives in the bench's temporary directory
+                    and is brought up to date by the migrate before
 
 Rounds alternate the two sides of a comparison.`,
 		Args: cobra.NoArgs,
