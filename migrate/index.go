@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -201,22 +200,19 @@ func saveIndex(path string, meta indexMeta, s *surface) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	crc := crc32.New(crcTable)
-	bw := bufio.NewWriterSize(f, 1<<20)
-	out := &multi{w: bw, crc: crc}
 	mb, _ := json.Marshal(meta)
-	out.write([]byte(indexMagic))
-	out.bytes(mb)
-	out.uvarint(uint64(len(s.ents)))
+	size := len(indexMagic) + len(mb) + 24
+	for i := range s.ents {
+		size += len(s.ents[i].agg) + len(s.ents[i].hash) + len(s.ents[i].state) + 24
+	}
+	b := make([]byte, 0, size)
+	b = append(b, indexMagic...)
+	b = appendBytes(b, mb)
+	b = binary.AppendUvarint(b, uint64(len(s.ents)))
 	for i := range s.ents {
 		en := &s.ents[i]
-		out.bytes([]byte(en.agg))
-		out.uvarint(en.seq)
+		b = appendBytes(b, []byte(en.agg))
+		b = binary.AppendUvarint(b, en.seq)
 		var fl uint64
 		if en.deleted {
 			fl |= flagDeleted
@@ -224,19 +220,19 @@ func saveIndex(path string, meta indexMeta, s *surface) error {
 		if en.state != nil {
 			fl |= flagState
 		}
-		out.uvarint(fl)
-		out.bytes([]byte(en.hash))
+		b = binary.AppendUvarint(b, fl)
+		b = appendBytes(b, []byte(en.hash))
 		if en.state != nil {
-			out.bytes(en.state)
+			b = appendBytes(b, en.state)
 		}
 	}
-	var sum [4]byte
-	binary.LittleEndian.PutUint32(sum[:], crc.Sum32())
-	if _, err := bw.Write(sum[:]); err != nil {
-		f.Close()
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
 		return err
 	}
-	if err := bw.Flush(); err != nil {
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return err
 	}
@@ -246,22 +242,9 @@ func saveIndex(path string, meta indexMeta, s *surface) error {
 	return os.Rename(f.Name(), path)
 }
 
-type multi struct {
-	w   *bufio.Writer
-	crc interface{ Write([]byte) (int, error) }
-	buf [binary.MaxVarintLen64]byte
-}
-
-func (m *multi) write(b []byte) {
-	m.w.Write(b)
-	m.crc.Write(b)
-}
-
-func (m *multi) uvarint(v uint64) { m.write(m.buf[:binary.PutUvarint(m.buf[:], v)]) }
-
-func (m *multi) bytes(b []byte) {
-	m.uvarint(uint64(len(b)))
-	m.write(b)
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
 }
 
 var errBadIndex = errors.New("not a valid surface index file")
