@@ -167,9 +167,12 @@ func (m *Main) runMigrate(ctx context.Context, g *globals, f migrateFlags, mode 
 	if err := r.Check(ctx); err != nil {
 		return err
 	}
-	total, err := r.Total(ctx)
-	if err != nil {
-		return err
+	total := int64(-1)
+	if !f.noProgress {
+		// Counting the rows costs a read of each table: only for the bar.
+		if total, err = r.Total(ctx); err != nil {
+			return err
+		}
 	}
 	prog = newProgress(m.Stderr, total, mode.String(), withProgressUnit("rows"), withProgressDisabled(f.noProgress))
 	counts, err := r.Run(ctx, mode)
