@@ -380,3 +380,53 @@ func TestIndexConcurrentWriter(t *testing.T) {
 		})
 	}
 }
+
+// Two runs at once on one index directory: each leaves a whole index
+// file, and the next run neither rebuilds it nor finds anything to do.
+func TestIndexConcurrentRuns(t *testing.T) {
+	e := newEnv(t, 0)
+	path, db := shopDB(t)
+	m := mapping(t, shopMapping, filepath.Dir(path))
+	var n notices
+	if _, _, err := indexRun(t, e, m, migrate.Migrate, &n); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, db, `UPDATE customers SET name = 'Bobby' WHERE id = 2`, `DELETE FROM orders WHERE id = 104`)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Go(func() {
+			ctx := context.Background()
+			src, err := migrate.Open(ctx, m.Source, m.Dir)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer src.Close()
+			r, err := migrate.NewRunner(e.store, m, src, migrate.WithJetStream(e.js), migrate.WithIndex(e.index, n.add))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			_, errs[i] = r.Run(ctx, migrate.Sync)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		// The later of two writers may meet the other's events twice.
+		if err != nil && !errorsIs(err, jetsource.ErrConflict) {
+			t.Fatalf("concurrent sync: %v", err)
+		}
+	}
+	n.take()
+	got, _, err := indexRun(t, e, m, migrate.Sync, &n)
+	if err != nil || got != (migrate.Counts{Unchanged: 10}) {
+		t.Fatalf("sync after: %+v, %v", got, err)
+	}
+	if l := n.take(); len(l) != 0 {
+		t.Fatalf("notices: %v", l)
+	}
+	if got, want := fold(t, e, "customers.2"), `{"country":"FR","email":"bob@example.com","name":"Bobby","vip":false}`; got != want {
+		t.Fatalf("customers.2 folds to %s, want %s", got, want)
+	}
+}
