@@ -47,18 +47,40 @@
 //     deleted event.
 //
 // Every write is conditional on the aggregate's last sequence as read, so a
-// concurrent writer makes the run fail instead of writing a stale patch.
-// On a table with no events yet the surface is not read at all and memory
-// stays constant however many rows there are; otherwise the run holds one
-// small entry per aggregate of the table.
+// concurrent writer cannot make the run write a stale patch: an append that
+// meets a conflict is decided again once against a fresh fold of its
+// aggregate (a second conflict fails the run). On a table with no events
+// yet the surface is not read at all and memory stays constant however
+// many rows there are; otherwise the run holds one small entry per
+// aggregate of the table.
+//
+// # The surface index
+//
+// With [WithIndex] the surface of each table is kept in a local file
+// ([IndexFile]): for each aggregate the sequence, statehash and state of
+// its latest event, with a checkpoint (the stream's last sequence it has
+// read up to). A run loads it and reads from the stream only the messages
+// stored after the checkpoint, and after its writes it reads its own
+// events back into it, so a sync of a table that changed little reads
+// little from NATS; a changed row whose state the index knows needs no
+// fold. The index stays exactly right: it is built again from the stream
+// when it is missing or damaged, when it is of another stream (the
+// stream's creation time differs: another server, or the stream deleted
+// and created again) or when messages were removed from the stream since
+// its checkpoint (a purge, a delete, limits such as MaxAge: the stream
+// then holds fewer messages than it stored); and a stale index can only
+// cause a conflict, which a fresh fold resolves as above. Deleting the
+// file is always safe.
 //
 // # Bad input
 //
 // Unknown tables or columns are found by [Runner.Check] before a row is
 // read. A row whose key is NULL, or with a value that does not map to JSON
 // (a BLOB, NaN), fails with an error that names the table and the row
-// ([*RowError]). With [WithValidation] (the default) every row is converted
-// once before anything is written, so a bad row writes nothing. A source
+// ([*RowError]). With [WithValidation] (the default) every row of every
+// table is read, converted and compared before anything is written (what
+// to write waits in a temporary file), so a bad row writes nothing
+// ([ErrBadRows]); the rows are read once. A source
 // that fails mid-run stops the run with [ErrSource]; the events written
 // before it are whole events, and running again resumes: rows already
 // stored are unchanged.

@@ -21,6 +21,10 @@ var (
 	// ErrSource is a source that failed: it could not be opened, or it
 	// dropped while rows were read.
 	ErrSource = errors.New("migrate: source failed")
+	// ErrBadRows is a run with validation, or [Runner.Validate], that
+	// found bad rows: nothing was written. It wraps the first
+	// [*RowError] too.
+	ErrBadRows = errors.New("migrate: bad rows")
 	// ErrInvalidOption is an option with a bad argument.
 	ErrInvalidOption = errors.New("migrate: invalid option")
 )

@@ -94,6 +94,13 @@ func (w *writer) change(ctx context.Context, j *changeJob) error {
 		w.counts.Unchanged++
 		return nil
 	}
+	if row.state == nil {
+		st, err := decodeState(row.data)
+		if err != nil {
+			return &RowError{Table: p.t.Table, Row: pd.num, Key: pd.key, Err: err}
+		}
+		row.state = st
+	}
 	patch := diff(old, row.state)
 	if len(patch) == 0 {
 		w.counts.Unchanged++

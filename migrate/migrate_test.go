@@ -25,6 +25,7 @@ import (
 type env struct {
 	js    jetstream.JetStream
 	store *jetstore.Store
+	index string // the surface index directory of run
 }
 
 func newEnv(t *testing.T, dup time.Duration) *env {
@@ -43,7 +44,7 @@ func newEnv(t *testing.T, dup time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{js: js, store: st}
+	return &env{js: js, store: st, index: t.TempDir()}
 }
 
 // shopDB creates the sample shop database from testdata/migrate/shop.sql
@@ -105,7 +106,7 @@ func run(t *testing.T, e *env, m *migrate.Mapping, mode migrate.Mode, opts ...mi
 		t.Fatal(err)
 	}
 	defer src.Close()
-	r, err := migrate.NewRunner(e.store, m, src, append([]migrate.Option{migrate.WithJetStream(e.js)}, opts...)...)
+	r, err := migrate.NewRunner(e.store, m, src, append([]migrate.Option{migrate.WithJetStream(e.js), migrate.WithIndex(e.index, nil)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,8 @@ type config struct {
 	flushEvery      int
 	pubOpts         []publisher.Option
 	foldConcurrency int
+	indexDir        string
+	onIndex         func(path, what string)
 }
 
 func defaultConfig() config {
@@ -44,10 +46,11 @@ func WithJetStream(js jetstream.JetStream) Option {
 	}
 }
 
-// WithValidation turns the first pass on or off (default on): every row of
-// every table is converted before anything is written, and a bad row
-// makes the run write nothing. Off, rows are read once and a bad row stops
-// the run where it is (or is skipped with [WithSkipBadRows]).
+// WithValidation turns validation on or off (default on): every row of
+// every table is read, converted and compared before anything is written
+// (the work waits in a temporary file), and a bad row makes the run write
+// nothing ([ErrBadRows]). Off, a bad row stops the run where it is (or is
+// skipped with [WithSkipBadRows]). Either way the rows are read once.
 func WithValidation(on bool) Option {
 	return func(c *config) error {
 		c.validate = on
@@ -56,7 +59,7 @@ func WithValidation(on bool) Option {
 }
 
 // WithSkipBadRows writes the good rows and skips the bad ones, which are
-// counted in [Counts].Bad (the first pass is off).
+// counted in [Counts].Bad (validation is off).
 func WithSkipBadRows() Option {
 	return func(c *config) error {
 		c.skip, c.validate = true, false
@@ -125,6 +128,31 @@ func WithFoldConcurrency(n int) Option {
 			return fmt.Errorf("%w: fold concurrency %d must be from 1 to 1024", ErrInvalidOption, n)
 		}
 		c.foldConcurrency = n
+		return nil
+	}
+}
+
+// WithIndex keeps the surface of each table in a local index file in dir
+// (see [IndexFile]), with [WithJetStream]: the aggregate, sequence,
+// statehash and state of each aggregate's latest event. A run brings the
+// index up to date from the stream, reading only the messages stored
+// after its checkpoint, instead of reading the whole surface, and a
+// changed row whose aggregate's state the index knows needs no fold.
+//
+// The index stays exactly right: an index that is missing or damaged, of
+// another stream or server, or of a stream that messages were removed
+// from since (a purge, a delete, a limit) is built again from the stream;
+// and every append is conditional on the aggregate's last sequence, so an
+// aggregate that moved meanwhile is folded afresh and its change
+// computed again. Deleting the files is always safe. onIndex (may be nil)
+// is called when an index file is created or rebuilt (what says why) or
+// cannot be saved.
+func WithIndex(dir string, onIndex func(path, what string)) Option {
+	return func(c *config) error {
+		if dir == "" {
+			return fmt.Errorf("%w: WithIndex needs a directory", ErrInvalidOption)
+		}
+		c.indexDir, c.onIndex = dir, onIndex
 		return nil
 	}
 }

@@ -27,14 +27,17 @@ type plan struct {
 	filter  subjects.Filter
 	ntokens int // tokens of an aggregate
 	count   int64
+	order   []int    // the data members in name order
+	names   [][]byte // the JSON of each member's name and ':'
 }
 
 // row is a row turned into its aggregate and state.
 type row struct {
 	num       int64
 	aggregate string
-	key       string         // "id=42" for errors
-	state     map[string]any // the data columns, NULLs left out
+	keys      []string       // the key values
+	key       string         // "id=42" for errors, see plan.keyed
+	state     map[string]any // the data columns, NULLs left out; decoded from data when needed
 	data      []byte         // state as canonical JSON
 	hash      string
 }
@@ -43,52 +46,144 @@ func (p *plan) rowError(num int64, key string, err error) *RowError {
 	return &RowError{Table: p.t.Table, Row: num, Key: key, Err: err}
 }
 
-// convert turns the values of one row into its aggregate and state.
+// convert turns the values of one row into its aggregate and state. The
+// row's key description (for errors and appends) is made by [plan.keyed]
+// when needed.
 func (p *plan) convert(num int64, vals []any) (row, error) {
 	r := row{num: num}
+	r.keys = make([]string, p.nkeys)
 	keys := make([]string, p.nkeys)
-	var kdesc strings.Builder
 	for i := range p.nkeys {
-		if i > 0 {
-			kdesc.WriteString(", ")
-		}
-		kdesc.WriteString(p.columns[i])
-		kdesc.WriteByte('=')
 		v, err := p.value(i, vals[i])
-		if err != nil {
-			kdesc.WriteString("?")
-			return r, p.rowError(num, kdesc.String(), fmt.Errorf("key column %s: %w", p.columns[i], err))
+		if err == nil {
+			r.keys[i], err = keyText(v)
 		}
-		s, err := keyText(v)
 		if err != nil {
-			kdesc.WriteString("?")
-			return r, p.rowError(num, kdesc.String(), fmt.Errorf("key column %s: %w", p.columns[i], err))
+			return r, p.rowError(num, p.keyDesc(r.keys[:i], true), fmt.Errorf("key column %s: %w", p.columns[i], err))
 		}
-		kdesc.WriteString(strconv.Quote(s))
-		keys[i] = subjects.Escape(s)
+		keys[i] = subjects.Escape(r.keys[i])
 	}
-	r.key = kdesc.String()
 	agg, err := p.t.tmpl.build(keys)
 	if err != nil {
-		return r, p.rowError(num, r.key, err)
+		return r, p.rowError(num, p.keyed(&r), err)
 	}
 	r.aggregate = agg
-	r.state = make(map[string]any, len(p.members))
-	for j, m := range p.members {
+	vs := make([]any, len(p.members))
+	for j := range p.members {
 		i := p.nkeys + j
 		v, err := p.value(i, vals[i])
 		if err != nil {
-			return r, p.rowError(num, r.key, fmt.Errorf("column %s: %w", p.columns[i], err))
+			return r, p.rowError(num, p.keyed(&r), fmt.Errorf("column %s: %w", p.columns[i], err))
 		}
-		if v != nil {
-			r.state[m] = v
-		}
+		vs[j] = v
 	}
-	if r.data, err = json.Marshal(r.state); err != nil {
-		return r, p.rowError(num, r.key, fmt.Errorf("%w: %v", ErrUnsupportedType, err))
+	if r.data, err = p.canonical(vs); err != nil {
+		return r, p.rowError(num, p.keyed(&r), fmt.Errorf("%w: %v", ErrUnsupportedType, err))
 	}
 	r.hash = stateHash(r.data)
 	return r, nil
+}
+
+// canonical encodes the data values of a row (NULLs left out) as
+// json.Marshal encodes the map of its members, the state's canonical
+// form: members sorted, strings escaped as encoding/json escapes them.
+// The common values (plain strings, numbers, booleans) are written
+// directly; others go through json.Marshal.
+func (p *plan) canonical(vs []any) ([]byte, error) {
+	if p.order == nil {
+		p.order = make([]int, len(p.members))
+		p.names = make([][]byte, len(p.members))
+		for j, m := range p.members {
+			p.order[j] = j
+			b, _ := json.Marshal(m)
+			p.names[j] = append(b, ':')
+		}
+		slices.SortStableFunc(p.order, func(a, b int) int { return strings.Compare(p.members[a], p.members[b]) })
+	}
+	buf := make([]byte, 0, 128)
+	buf = append(buf, '{')
+	first := true
+	for _, j := range p.order {
+		v := vs[j]
+		if v == nil {
+			continue
+		}
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = append(buf, p.names[j]...)
+		var err error
+		if buf, err = appendJSON(buf, v); err != nil {
+			return nil, err
+		}
+	}
+	return append(buf, '}'), nil
+}
+
+// appendJSON appends v as json.Marshal encodes it.
+func appendJSON(buf []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case string:
+		if plainString(x) {
+			buf = append(buf, '"')
+			buf = append(buf, x...)
+			return append(buf, '"'), nil
+		}
+	case json.Number:
+		if x != "" {
+			return append(buf, x...), nil
+		}
+	case bool:
+		return strconv.AppendBool(buf, x), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(buf, b...), nil
+}
+
+// plainString reports whether json.Marshal writes s as it is between
+// quotes: printable ASCII without '"', '\\' and the HTML characters it
+// escapes.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// keyed sets and returns the key description of a row: id="42".
+func (p *plan) keyed(r *row) string {
+	if r.key == "" {
+		r.key = p.keyDesc(r.keys, false)
+	}
+	return r.key
+}
+
+// keyDesc describes the key values known; bad: the next one is bad.
+func (p *plan) keyDesc(keys []string, bad bool) string {
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.columns[i])
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(k))
+	}
+	if bad {
+		if len(keys) > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.columns[len(keys)])
+		b.WriteString("=?")
+	}
+	return b.String()
 }
 
 // value normalizes the value of selected column i and applies its

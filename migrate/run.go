@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jetsource/jetsource"
 	"github.com/jetsource/jetsource/jetstore"
 	"github.com/jetsource/jetsource/publisher"
+	"github.com/jetsource/jetsource/state"
 	"github.com/jetsource/jetsource/subjects"
 )
 
@@ -195,7 +197,7 @@ func (r *Runner) Total(ctx context.Context) (int64, error) {
 // Validate converts every row of every table without writing anything,
 // and reports each bad row to the handler of [WithBadRowHandler]. It
 // returns the number of bad rows and, when there are some, an error
-// wrapping the first one ([*RowError]).
+// wrapping [ErrBadRows] and the first one ([*RowError]).
 func (r *Runner) Validate(ctx context.Context) (int64, error) {
 	if r.plans == nil {
 		if err := r.Check(ctx); err != nil {
@@ -222,7 +224,7 @@ func (r *Runner) Validate(ctx context.Context) (int64, error) {
 		}
 	}
 	if bad > 0 {
-		return bad, fmt.Errorf("%d bad row(s), nothing written; the first: %w", bad, first)
+		return bad, fmt.Errorf("%w: %d bad row(s), nothing written; the first: %w", ErrBadRows, bad, first)
 	}
 	return 0, nil
 }
@@ -241,26 +243,24 @@ func (r *Runner) reportBad(err error) {
 }
 
 // Run writes the differences between the rows and the surface of each
-// table, as the [Mode] says, and returns the counts. With validation on
-// (the default) it first converts every row and writes nothing if one is
-// bad. A failed append, a bad row in the run, or a source that fails stop
-// it: the events written so far are whole, and running again resumes.
+// table, as the [Mode] says, and returns the counts. Rows are read once.
+// With validation on (the default) the rows of every table are converted
+// and compared before anything is written (what to write waits in a
+// temporary file), and nothing is written if one is bad: every bad row is
+// reported, and the error wraps the first. A failed append, a bad row in
+// a run without validation, or a source that fails stop it: the events
+// written so far are whole, and running again resumes.
 //
-// Errors: those of [Runner.Check] and [Runner.Validate], [*RowError]
-// (wrapping [ErrNullKey], [ErrUnsupportedType], or the store's error such
-// as [jetsource.ErrConflict] when another writer moved the aggregate),
-// [ErrSource], ctx's error.
+// Errors: those of [Runner.Check], [ErrBadRows], [*RowError] (wrapping [ErrNullKey],
+// [ErrUnsupportedType], or the store's error such as
+// [jetsource.ErrConflict] when another writer moved an aggregate twice
+// while the run wrote it), [ErrSource], ctx's error.
 func (r *Runner) Run(ctx context.Context, mode Mode) (counts Counts, err error) {
 	if mode != Migrate && mode != Sync {
 		return counts, fmt.Errorf("%w: mode %v", ErrInvalidOption, mode)
 	}
 	if r.plans == nil {
 		if err := r.Check(ctx); err != nil {
-			return counts, err
-		}
-	}
-	if r.cfg.validate {
-		if _, err := r.Validate(ctx); err != nil {
 			return counts, err
 		}
 	}
@@ -272,13 +272,18 @@ func (r *Runner) Run(ctx context.Context, mode Mode) (counts Counts, err error) 
 	if r.cfg.js != nil {
 		w.direct = newDirectFolder(r.cfg.js, r.store.Stream())
 	}
+	var runs []*tableRun
 	defer func() {
+		for _, tr := range runs {
+			tr.spool.close()
+		}
 		// Collect what was sent, with a fresh context: an interrupted
 		// run still learns which of its appends were stored.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*r.cfg.timeout)
 		defer cancel()
 		results, cerr := pub.Close(cctx)
 		w.collect(results)
+		w.saves.Wait()
 		counts = w.counts
 		if err == nil {
 			err = w.err
@@ -287,12 +292,35 @@ func (r *Runner) Run(ctx context.Context, mode Mode) (counts Counts, err error) 
 			err = cerr
 		}
 	}()
+	var bad int64
+	var first error
 	for _, p := range r.plans {
-		if err := w.table(ctx, p, mode); err != nil {
+		tr := &tableRun{p: p, mode: mode}
+		runs = append(runs, tr)
+		if err := w.read(ctx, tr); err != nil {
 			return counts, err
 		}
-		if w.err != nil {
-			return counts, w.err
+		if tr.bad > 0 {
+			bad += tr.bad
+			if first == nil {
+				first = tr.firstBad
+			}
+			continue
+		}
+		if !r.cfg.validate {
+			if err := w.finish(ctx, tr); err != nil {
+				return counts, err
+			}
+		}
+	}
+	if bad > 0 {
+		return counts, fmt.Errorf("%w: %d bad row(s), nothing written; the first: %w", ErrBadRows, bad, first)
+	}
+	if r.cfg.validate {
+		for _, tr := range runs {
+			if err := w.finish(ctx, tr); err != nil {
+				return counts, err
+			}
 		}
 	}
 	return counts, nil
@@ -313,6 +341,12 @@ type pending struct {
 	num  int64
 	key  string
 	agg  string
+	// row is the row of a new or changed event whose decision rests on
+	// the surface; an append of it (or a deletion) that meets a
+	// conflict is decided again once, after a fresh fold.
+	row     *row
+	retry   bool
+	retried bool
 }
 
 // writer is the write side of one run.
@@ -322,6 +356,8 @@ type writer struct {
 	pending []pending
 	changes []changeJob   // changed rows waiting for their folds
 	direct  *directFolder // nil: folds through the store
+	retries []pending     // appends that met a conflict, to decide again
+	saves   sync.WaitGroup
 	counts  Counts
 	err     error // the first failed append
 }
@@ -330,6 +366,8 @@ func (w *writer) collect(results []publisher.Result) {
 	for i, res := range results {
 		pd := w.pending[i]
 		switch {
+		case res.Err != nil && pd.retry && !pd.retried && errors.Is(res.Err, jetsource.ErrConflict):
+			w.retries = append(w.retries, pd)
 		case res.Err != nil:
 			if w.err == nil {
 				what := "row " + strconv.FormatInt(pd.num, 10)
@@ -377,44 +415,113 @@ func (w *writer) append(ctx context.Context, pd pending, e jetsource.Event, prev
 	return w.err
 }
 
-// entry is what the surface says about one aggregate.
-type entry struct {
-	seq     uint64
-	hash    string // "" when unknown: its latest event was not written by a runner
-	deleted bool
-	seen    bool
+// settle waits for the results of the appends sent and decides again the
+// rows whose append met a conflict: their aggregate moved since the
+// surface was read (another writer, or an index that was stale), so it is
+// folded afresh and the change computed against that.
+func (w *writer) settle(ctx context.Context) error {
+	for {
+		results, err := w.pub.Flush(ctx)
+		w.collect(results)
+		if err != nil {
+			return err
+		}
+		if w.err != nil {
+			return w.err
+		}
+		if len(w.retries) == 0 {
+			return nil
+		}
+		retries := w.retries
+		w.retries = nil
+		for _, pd := range retries {
+			if err := w.redo(ctx, pd); err != nil {
+				return err
+			}
+		}
+	}
 }
 
-// surface reads the latest event of every subject under the table; nil
-// when the table has no events.
-func (w *writer) surface(ctx context.Context, p *plan) (map[string]*entry, error) {
-	last, err := w.r.store.LastSequence(ctx, p.filter)
-	if err != nil || last == 0 {
+// redo decides a row (or a deletion) again against a fresh fold of its
+// aggregate.
+func (w *writer) redo(ctx context.Context, pd pending) error {
+	p := pd.p
+	s, seq, err := w.fold(ctx, pd.agg)
+	if err != nil {
+		return &RowError{Table: p.t.Table, Row: pd.num, Key: pd.key, Err: fmt.Errorf("fold %s: %w", pd.agg, err)}
+	}
+	pd.retried = true
+	if pd.kind == kindDeleted {
+		e, err := w.event(p, pd.agg, DeletedType, seq, deletedHash, nil)
+		if err != nil {
+			return err
+		}
+		return w.append(ctx, pd, e, seq)
+	}
+	if seq == 0 {
+		pd.kind = kindNew
+		e, err := w.event(p, pd.agg, p.t.Type, 0, pd.row.hash, pd.row.data)
+		if err != nil {
+			return &RowError{Table: p.t.Table, Row: pd.num, Key: pd.key, Err: err}
+		}
+		return w.append(ctx, pd, e, 0)
+	}
+	r := *pd.row
+	if r.state == nil {
+		if r.state, err = decodeState(r.data); err != nil {
+			return err
+		}
+	}
+	return w.change(ctx, &changeJob{pd: pd, row: r, state: s, seq: seq})
+}
+
+// decodeState decodes the canonical data of a row into its state.
+func decodeState(data []byte) (map[string]any, error) {
+	v, err := state.DecodeJSON(data)
+	if err != nil {
 		return nil, err
 	}
-	if w.r.cfg.js != nil {
-		return w.surfaceJS(ctx, p, last)
+	return asObject(v), nil
+}
+
+// surface returns the surface of a table: from the index with
+// [WithIndex], else read from the stream; nil when the table has no
+// events.
+func (w *writer) surface(ctx context.Context, p *plan) (*surface, *tableIndex, error) {
+	if w.r.cfg.js != nil && w.r.cfg.indexDir != "" {
+		s, ix, err := w.indexedSurface(ctx, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(s.ents) == 0 {
+			return nil, ix, nil
+		}
+		return s, ix, nil
 	}
-	s := map[string]*entry{}
+	last, err := w.r.store.LastSequence(ctx, p.filter)
+	if err != nil || last == 0 {
+		return nil, nil, err
+	}
+	if w.r.cfg.js != nil {
+		s, err := w.surfaceJS(ctx, p, last)
+		return s, nil, err
+	}
+	s := newSurface()
 	for e, err := range w.r.store.Latest(ctx, p.filter) {
 		if err != nil {
-			return nil, fmt.Errorf("read the surface of %s: %w", p.filter, err)
+			return nil, nil, fmt.Errorf("read the surface of %s: %w", p.filter, err)
 		}
 		if e.Malformed != nil {
 			continue
 		}
-		subj := e.Subject.String()
-		agg, n := prefix(subj, p.ntokens)
-		en := s[agg]
-		if en == nil {
-			en = &entry{}
-			s[agg] = en
-		}
+		agg, n := prefix(e.Subject.String(), p.ntokens)
+		i := s.put(agg)
+		en := &s.ents[i]
 		if e.Sequence < en.seq {
 			continue
 		}
 		h := e.Extensions[ExtStateHash]
-		*en = entry{seq: e.Sequence}
+		*en = entry{agg: en.agg, seq: e.Sequence}
 		switch {
 		case n != p.ntokens+1:
 			// An event deeper in the aggregate: fold to know.
@@ -424,7 +531,7 @@ func (w *writer) surface(ctx context.Context, p *plan) (map[string]*entry, error
 			en.hash = h
 		}
 	}
-	return s, nil
+	return s, nil, nil
 }
 
 // prefix returns the first n tokens of subject and how many tokens it has.
@@ -466,14 +573,34 @@ func (w *writer) event(p *plan, agg, name string, prev uint64, hash string, data
 	}, nil
 }
 
-// table writes the differences of one table.
-func (w *writer) table(ctx context.Context, p *plan, mode Mode) error {
-	surf, err := w.surface(ctx, p)
+// tableRun is one table of a run: its surface, and with validation the
+// work its rows ask for, held until every table is read.
+type tableRun struct {
+	p        *plan
+	mode     Mode
+	surf     *surface
+	ix       *tableIndex // with [WithIndex]
+	spool    spool
+	bad      int64
+	firstBad error
+}
+
+// read reads the rows of a table once and compares each with the
+// surface: with validation the work is spooled, otherwise done at once.
+func (w *writer) read(ctx context.Context, tr *tableRun) error {
+	p := tr.p
+	rows := startPrefetch(w.r.src.Rows(ctx, p.t.Table, p.columns, p.columns[:p.nkeys]), len(p.columns))
+	defer rows.close()
+	surf, ix, err := w.surface(ctx, p)
 	if err != nil {
 		return err
 	}
+	tr.surf, tr.ix = surf, ix
+	if surf != nil {
+		surf.seen = make([]bool, len(surf.ents))
+	}
 	var num int64
-	for vals, err := range w.r.src.Rows(ctx, p.t.Table, p.columns, p.columns[:p.nkeys]) {
+	for vals, err := range rows.all() {
 		if err != nil {
 			return fmt.Errorf("table %s after row %d: %w; the rows before it were written, run again to resume", p.t.Table, num, err)
 		}
@@ -481,69 +608,115 @@ func (w *writer) table(ctx context.Context, p *plan, mode Mode) error {
 		w.r.tick()
 		row, err := p.convert(num, vals)
 		if err != nil {
-			if w.r.cfg.skip {
+			switch {
+			case w.r.cfg.skip:
 				w.counts.Bad++
+				w.r.reportBad(err)
+				continue
+			case w.r.cfg.validate:
+				tr.bad++
+				if tr.firstBad == nil {
+					tr.firstBad = err
+				}
 				w.r.reportBad(err)
 				continue
 			}
 			return err
 		}
-		var en *entry
+		if tr.bad > 0 {
+			continue // nothing is written: only the bad rows are looked for
+		}
+		wk := work{kind: kindNew, ent: -1, row: row}
 		if surf != nil {
-			en = surf[row.aggregate]
+			i, ok := surf.pos[row.aggregate]
+			dup := false
+			if ok {
+				dup, surf.seen[i] = surf.seen[i], true
+			} else {
+				_, dup = surf.added[row.aggregate]
+				surf.added[row.aggregate] = struct{}{}
+			}
+			if dup {
+				return &RowError{Table: p.t.Table, Row: num, Key: p.keyed(&row), Err: fmt.Errorf("%w: a second row with the key of aggregate %s", ErrInvalidMapping, row.aggregate)}
+			}
+			if ok {
+				en := &surf.ents[i]
+				wk.ent = i
+				switch {
+				case en.deleted:
+					wk.prev = en.seq
+				case en.hash == row.hash:
+					w.counts.Unchanged++
+					continue
+				default:
+					wk.kind = kindChanged
+				}
+			}
 		}
-		if en != nil {
-			if en.seen {
-				return &RowError{Table: p.t.Table, Row: num, Key: row.key, Err: fmt.Errorf("%w: a second row with the key of aggregate %s", ErrInvalidMapping, row.aggregate)}
-			}
-			en.seen = true
-		} else if surf != nil {
-			surf[row.aggregate] = &entry{seen: true, deleted: true}
-		}
-		pd := pending{kind: kindNew, p: p, num: num, key: row.key, agg: row.aggregate}
-		switch {
-		case en == nil || en.deleted:
-			var prev uint64
-			if en != nil {
-				prev = en.seq
-			}
-			e, err := w.event(p, row.aggregate, p.t.Type, prev, row.hash, row.data)
-			if err != nil {
-				return &RowError{Table: p.t.Table, Row: num, Key: row.key, Err: err}
-			}
-			if err := w.append(ctx, pd, e, prev); err != nil {
+		p.keyed(&wk.row)
+		if w.r.cfg.validate {
+			if err := tr.spool.add(wk); err != nil {
 				return err
 			}
-		case en.hash == row.hash:
-			w.counts.Unchanged++
-		default:
-			if err := w.queueChange(ctx, pd, row); err != nil {
-				return err
-			}
+			continue
 		}
-	}
-	if err := w.flushChanges(ctx); err != nil {
-		return err
-	}
-	if mode != Sync || surf == nil {
-		return nil
-	}
-	var gone []string
-	for agg, en := range surf {
-		if !en.seen && !en.deleted {
-			gone = append(gone, agg)
-		}
-	}
-	slices.Sort(gone)
-	for _, agg := range gone {
-		en := surf[agg]
-		e, err := w.event(p, agg, DeletedType, en.seq, deletedHash, nil)
-		if err != nil {
-			return err
-		}
-		if err := w.append(ctx, pending{kind: kindDeleted, p: p, agg: agg, key: agg}, e, en.seq); err != nil {
+		if err := w.do(ctx, tr, wk); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// do writes what a row asks for.
+func (w *writer) do(ctx context.Context, tr *tableRun, wk work) error {
+	p, row := tr.p, wk.row
+	pd := pending{kind: wk.kind, p: p, num: row.num, key: row.key, agg: row.aggregate, row: &wk.row, retry: wk.ent >= 0}
+	if wk.kind == kindNew {
+		e, err := w.event(p, row.aggregate, p.t.Type, wk.prev, row.hash, row.data)
+		if err != nil {
+			return &RowError{Table: p.t.Table, Row: row.num, Key: row.key, Err: err}
+		}
+		return w.append(ctx, pd, e, wk.prev)
+	}
+	en := &tr.surf.ents[wk.ent]
+	if st, ok := en.knownState(); ok {
+		return w.change(ctx, &changeJob{pd: pd, row: row, state: st, seq: en.seq})
+	}
+	return w.queueChange(ctx, pd, row)
+}
+
+// finish writes the spooled work of a table, the changes waiting for
+// folds and, with [Sync], the deletions, and waits for their results.
+func (w *writer) finish(ctx context.Context, tr *tableRun) error {
+	if err := tr.spool.each(func(wk work) error { return w.do(ctx, tr, wk) }); err != nil {
+		return err
+	}
+	tr.spool.close()
+	if err := w.flushChanges(ctx); err != nil {
+		return err
+	}
+	p, surf := tr.p, tr.surf
+	if tr.mode == Sync && surf != nil {
+		var gone []int
+		for i := range surf.ents {
+			if !surf.seen[i] && !surf.ents[i].deleted {
+				gone = append(gone, i)
+			}
+		}
+		slices.SortFunc(gone, func(a, b int) int { return strings.Compare(surf.ents[a].agg, surf.ents[b].agg) })
+		for _, i := range gone {
+			en := &surf.ents[i]
+			e, err := w.event(p, en.agg, DeletedType, en.seq, deletedHash, nil)
+			if err != nil {
+				return err
+			}
+			if err := w.append(ctx, pending{kind: kindDeleted, p: p, agg: en.agg, key: en.agg, retry: true}, e, en.seq); err != nil {
+				return err
+			}
+		}
+	}
+	if err := w.settle(ctx); err != nil {
+		return err
+	}
+	return w.updateIndex(ctx, tr)
 }

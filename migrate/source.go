@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
@@ -334,3 +335,78 @@ func (s *csvSource) Rows(ctx context.Context, table string, columns, _ []string)
 }
 
 func (s *csvSource) Close() error { return nil }
+
+// prefetchBatch is how many rows the reader of a [prefetcher] hands over
+// at once, and prefetchAhead how many batches it may read ahead (enough
+// to read on while the surface of a table is loaded).
+const (
+	prefetchBatch = 256
+	prefetchAhead = 128
+)
+
+type rowBatch struct {
+	vals []any // the values of up to prefetchBatch rows, row after row
+	err  error
+}
+
+// prefetcher reads rows in a goroutine of its own, ahead of the caller,
+// so that reading the source overlaps with loading the surface and with
+// converting the rows. close ends the goroutine.
+type prefetcher struct {
+	ch    chan rowBatch
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	ncols int
+}
+
+func startPrefetch(rows iter.Seq2[[]any, error], ncols int) *prefetcher {
+	f := &prefetcher{ch: make(chan rowBatch, prefetchAhead), stop: make(chan struct{}), ncols: ncols}
+	f.wg.Go(func() {
+		defer close(f.ch)
+		b := rowBatch{vals: make([]any, 0, prefetchBatch*ncols)}
+		for vals, err := range rows {
+			if err != nil {
+				b.err = err
+				break
+			}
+			b.vals = append(b.vals, vals...)
+			if len(b.vals) >= prefetchBatch*ncols {
+				select {
+				case f.ch <- b:
+				case <-f.stop:
+					return
+				}
+				b = rowBatch{vals: make([]any, 0, prefetchBatch*ncols)}
+			}
+		}
+		select {
+		case f.ch <- b:
+		case <-f.stop:
+		}
+	})
+	return f
+}
+
+// all yields the rows read (once).
+func (f *prefetcher) all() iter.Seq2[[]any, error] {
+	return func(yield func([]any, error) bool) {
+		n := f.ncols
+		for b := range f.ch {
+			for i := 0; i+n <= len(b.vals); i += n {
+				if !yield(b.vals[i:i+n:i+n], nil) {
+					return
+				}
+			}
+			if b.err != nil {
+				yield(nil, b.err)
+				return
+			}
+		}
+	}
+}
+
+// close stops the reader and waits for it.
+func (f *prefetcher) close() {
+	close(f.stop)
+	f.wg.Wait()
+}

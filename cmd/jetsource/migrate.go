@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -19,6 +21,8 @@ type migrateFlags struct {
 	source     string
 	onError    string
 	noProgress bool
+	index      string
+	noIndex    bool
 }
 
 func (f *migrateFlags) register(cmd *cobra.Command) {
@@ -27,6 +31,8 @@ func (f *migrateFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.source, "source", "", "read the rows from this source instead of the mapping's (sqlite:PATH, postgres://..., csv:DIR)")
 	fl.StringVar(&f.onError, "on-error", onErrorAbort, "what a bad row does: abort (check every row first, write nothing if one is bad) or skip (write the good rows, report the bad ones)")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "do not report progress on standard error")
+	fl.StringVar(&f.index, "index", "", "directory of the surface index files (default: jetsource/surface-SERVER in the user's cache directory)")
+	fl.BoolVar(&f.noIndex, "no-index", false, "read the surface of each table from the stream instead of a local index")
 	_ = cmd.MarkFlagRequired("mapping")
 }
 
@@ -53,12 +59,24 @@ patch of what changed) and customers.42.deleted (sync only). Every event
 carries the extension statehash, the hash of the aggregate's state after
 it; event ids derive from the table, the key, the change and that hash.
 
---on-error abort (default) reads every row once before writing anything:
-a row with a NULL key or a value that does not map to JSON (a BLOB, say)
-is reported with its table and row, and nothing is written. A source that
+--on-error abort (default) reads and checks every row before writing
+anything (what to write waits in a temporary file): a row with a NULL key
+or a value that does not map to JSON (a BLOB, say) is reported with its
+table and row, and nothing is written. A source that
 drops mid-run or a failed write stops the run; the events written are
 whole, and running the command again resumes (rows already stored count
 as unchanged).
+
+The surface of each table (the sequence, statehash and state of each
+aggregate's latest event) is kept in a local index file,
+surface-STREAM-FILTER.idx in --index (default: jetsource/surface-SERVER in
+the user's cache directory, $XDG_CACHE_HOME or the system's); each run
+reads only the events stored since the last one. It is rebuilt from the
+stream when missing or damaged, when it is of another stream (one created
+again under the same name), or when messages were removed from the stream
+since; an aggregate that moved meanwhile is folded afresh before its change
+is written. Deleting it is always safe; --no-index reads the surface from
+the stream instead.
 
 With --output json the summary is one object:
 {"new":N,"changed":N,"deleted":N,"unchanged":N} (and "bad":N with
@@ -124,12 +142,23 @@ func (m *Main) runMigrate(ctx context.Context, g *globals, f migrateFlags, mode 
 	}
 	var prog *progress
 	opts := []migrate.Option{
-		migrate.WithJetStream(js), migrate.WithTimeout(g.timeout), migrate.WithValidation(false),
+		migrate.WithJetStream(js), migrate.WithTimeout(g.timeout), migrate.WithValidation(f.onError == onErrorAbort),
 		migrate.WithProgress(func(n int64) { prog.Add(n) }),
 		migrate.WithBadRowHandler(func(re *migrate.RowError) { prog.Println(re.Error()) }),
 	}
 	if f.onError == onErrorSkip {
 		opts = append(opts, migrate.WithSkipBadRows())
+	}
+	if !f.noIndex {
+		dir := f.index
+		if dir == "" {
+			if dir, err = m.defaultSurfaceIndex(g.server); err != nil {
+				return err
+			}
+		}
+		opts = append(opts, migrate.WithIndex(dir, func(path, what string) {
+			prog.Println(fmt.Sprintf("surface index %s %s (delete it to drop it; --no-index to go without)", path, what))
+		}))
 	}
 	r, err := migrate.NewRunner(c.store, mp, src, opts...)
 	if err != nil {
@@ -138,27 +167,19 @@ func (m *Main) runMigrate(ctx context.Context, g *globals, f migrateFlags, mode 
 	if err := r.Check(ctx); err != nil {
 		return err
 	}
-	total, err := r.Total(ctx)
-	if err != nil {
-		return err
-	}
-	newProg := func(label string) *progress {
-		return newProgress(m.Stderr, total, label, withProgressUnit("rows"), withProgressDisabled(f.noProgress))
-	}
-	if f.onError == onErrorAbort {
-		prog = newProg("check")
-		bad, err := r.Validate(ctx)
-		prog.Finish()
-		if err != nil {
-			if bad > 0 {
-				return exitCodeError{code: exitError, err: fmt.Errorf("%w (--on-error=abort)", err)}
-			}
+	total := int64(-1)
+	if !f.noProgress {
+		// Counting the rows costs a read of each table: only for the bar.
+		if total, err = r.Total(ctx); err != nil {
 			return err
 		}
 	}
-	prog = newProg(mode.String())
+	prog = newProgress(m.Stderr, total, mode.String(), withProgressUnit("rows"), withProgressDisabled(f.noProgress))
 	counts, err := r.Run(ctx, mode)
 	prog.Finish()
+	if errors.Is(err, migrate.ErrBadRows) {
+		return exitCodeError{code: exitError, err: fmt.Errorf("%w (--on-error=abort)", err)}
+	}
 	m.printCounts(g, counts)
 	if err != nil {
 		return exitCodeError{code: exitError, err: err}
@@ -167,6 +188,20 @@ func (m *Main) runMigrate(ctx context.Context, g *globals, f migrateFlags, mode 
 		return exitCodeError{code: exitError, err: fmt.Errorf("%d bad row(s) skipped (--on-error=skip)", counts.Bad)}
 	}
 	return nil
+}
+
+// defaultSurfaceIndex is the directory of the surface index files when
+// --index names none: jetsource/surface-<server> in the user's cache
+// directory ($XDG_CACHE_HOME, else the system's, see os.UserCacheDir),
+// as the audit index. The server is part of the name so that two servers
+// with streams of one name do not share an index.
+func (m *Main) defaultSurfaceIndex(server string) (string, error) {
+	p, err := m.defaultAuditIndex(server, "x")
+	if err != nil {
+		return "", fmt.Errorf("no cache directory for the surface index (%w): give --index or --no-index", err)
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), "audit-x-"), ".db")
+	return filepath.Join(filepath.Dir(p), "surface-"+host), nil
 }
 
 // checkCaptured makes sure the stream captures the subjects of every

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,6 +52,9 @@ func shopServer(t *testing.T) string {
 // migrateJSON runs migrate or sync with -o json and decodes the counts.
 func migrateJSON(t *testing.T, args ...string) (int, migrate.Counts, string) {
 	t.Helper()
+	if !slices.Contains(args, "--index") {
+		args = append(args, "--index", t.TempDir())
+	}
 	code, out, errOut := run(t, context.Background(), "", append(args, "-o", "json", "--no-progress")...)
 	var c migrate.Counts
 	if code == 0 || strings.TrimSpace(out) != "" {
@@ -64,15 +68,26 @@ func migrateJSON(t *testing.T, args ...string) (int, migrate.Counts, string) {
 func TestMigrateAndSyncCommands(t *testing.T) {
 	srv := shopServer(t)
 	mapping, db := migrateShop(t)
-	step := func(cmd string, want migrate.Counts) {
+	index := t.TempDir()
+	step := func(cmd string, want migrate.Counts) string {
 		t.Helper()
-		code, got, errOut := migrateJSON(t, cmd, "--mapping", mapping, srv)
+		code, got, errOut := migrateJSON(t, cmd, "--mapping", mapping, "--index", index, srv)
 		if code != 0 || got != want {
 			t.Fatalf("%s: code %d, counts %+v, want %+v; stderr %s", cmd, code, got, want, errOut)
 		}
+		return errOut
 	}
-	step("migrate", migrate.Counts{New: 11})
-	step("migrate", migrate.Counts{Unchanged: 11})
+	// The surface index files are created in --index, and said so.
+	if errOut := step("migrate", migrate.Counts{New: 11}); strings.Count(errOut, "surface index "+index) != 2 || !strings.Contains(errOut, "created") {
+		t.Fatalf("stderr %q: want the two index files created", errOut)
+	}
+	if errOut := step("migrate", migrate.Counts{Unchanged: 11}); errOut != "" {
+		t.Fatalf("stderr %q", errOut)
+	}
+	// Without the index, the same.
+	if code, got, errOut := migrateJSON(t, "migrate", "--mapping", mapping, "--no-index", srv); code != 0 || got != (migrate.Counts{Unchanged: 11}) {
+		t.Fatalf("--no-index: code %d, counts %+v, stderr %s", code, got, errOut)
+	}
 	for _, s := range []string{
 		`UPDATE customers SET email = 'bob@new.example' WHERE id = 2`,
 		`DELETE FROM orders WHERE id = 104`,
@@ -88,7 +103,7 @@ func TestMigrateAndSyncCommands(t *testing.T) {
 		t.Fatalf("customers.2 events: %v", lines)
 	}
 	// The table output and the progress report.
-	code, out, errOut := run(t, context.Background(), "", "sync", "--mapping", mapping, srv)
+	code, out, errOut := run(t, context.Background(), "", "sync", "--mapping", mapping, "--index", index, srv)
 	if code != 0 || !strings.Contains(out, "unchanged  10") || !strings.Contains(errOut, "sync: 10 rows") {
 		t.Fatalf("code %d, stdout %q, stderr %q", code, out, errOut)
 	}

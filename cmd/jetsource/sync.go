@@ -24,10 +24,12 @@ becomes a versioned history:
   - an unchanged row: nothing.
 
 Re-running with no upstream change writes nothing. Each append is
-conditional on the aggregate's last sequence as read, so a concurrent
-writer makes sync fail (run it again) instead of writing a stale patch.
-sync reads the surface of each table first and holds one small entry per
-aggregate.
+conditional on the aggregate's last sequence as read: when another writer
+moved the aggregate meanwhile, its state is folded afresh and the change
+computed again (a second conflict makes sync fail; run it again), never a
+stale patch. sync takes the surface of each table from its local index
+(see below), reading only the events stored since the last run, and holds
+one small entry per aggregate.
 
 ` + mappingHelp,
 		Example: `  jetsource sync --mapping testdata/migrate/mapping.yaml
