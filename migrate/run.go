@@ -101,10 +101,14 @@ func NewRunner(store *jetstore.Store, m *Mapping, src Source, opts ...Option) (*
 			return nil, err
 		}
 	}
-	if err := m.Validate(); err != nil {
+	// A copy of its own: Validate fills in defaults and the parsed
+	// templates, and runners may share a mapping.
+	mc := *m
+	mc.Tables = slices.Clone(m.Tables)
+	if err := mc.Validate(); err != nil {
 		return nil, err
 	}
-	return &Runner{store: store, m: m, src: src, cfg: cfg}, nil
+	return &Runner{store: store, m: &mc, src: src, cfg: cfg}, nil
 }
 
 // Check reads the columns of every mapped table and checks the mapping
