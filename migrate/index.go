@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -249,8 +250,9 @@ func appendBytes(b, v []byte) []byte {
 
 var errBadIndex = errors.New("not a valid surface index file")
 
-// loadIndex reads an index file. The states of its entries share the
-// memory of the file's contents.
+// loadIndex reads an index file. The aggregates, hashes and states of
+// its entries share the memory of the file's contents, which is never
+// written after it is read: one allocation instead of two per entry.
 func loadIndex(path string) (indexMeta, *surface, error) {
 	var meta indexMeta
 	b, err := os.ReadFile(path)
@@ -275,13 +277,11 @@ func loadIndex(path string) (indexMeta, *surface, error) {
 	s := &surface{pos: make(map[string]int, n), ents: make([]entry, n), added: map[string]struct{}{}}
 	for i := range s.ents {
 		en := &s.ents[i]
-		en.agg = string(r.bytes())
+		en.agg = r.str()
 		en.seq = r.uvarint()
 		fl := r.uvarint()
 		en.deleted = fl&flagDeleted != 0
-		if h := r.bytes(); len(h) > 0 {
-			en.hash = string(h)
-		}
+		en.hash = r.str()
 		if fl&flagState != 0 {
 			en.state = r.bytes()
 		}
@@ -309,6 +309,16 @@ func (r *reader) uvarint() uint64 {
 	}
 	r.b = r.b[n:]
 	return v
+}
+
+// str reads bytes as a string sharing their memory: the reader's
+// buffer must never be written to.
+func (r *reader) str() string {
+	b := r.bytes()
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 func (r *reader) bytes() []byte {

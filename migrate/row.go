@@ -46,10 +46,33 @@ func (p *plan) rowError(num int64, key string, err error) *RowError {
 	return &RowError{Table: p.t.Table, Row: num, Key: key, Err: err}
 }
 
+// scratch holds the buffers of [plan.convert] reused from row to row by
+// one reader, so that an unchanged row allocates no state: its data
+// alias buf and its hash is in hex until [scratch.keep].
+type scratch struct {
+	vs  []any
+	buf []byte
+	hex [32]byte
+}
+
+// keep makes a row converted with s its own: its data copied out of the
+// buffer and its hash set, before s converts the next row.
+func (s *scratch) keep(r *row) {
+	r.data = slices.Clone(r.data)
+	r.hash = string(s.hex[:])
+}
+
+// sameHash reports whether the row s converted last has the hash h.
+func (s *scratch) sameHash(h string) bool {
+	return string(s.hex[:]) == h
+}
+
 // convert turns the values of one row into its aggregate and state. The
 // row's key description (for errors and appends) is made by [plan.keyed]
-// when needed.
-func (p *plan) convert(num int64, vals []any) (row, error) {
+// when needed. With a scratch sc the row's data alias sc's buffer and
+// its hash is left unset (see [scratch.keep]); without one (nil) the row
+// is complete.
+func (p *plan) convert(num int64, vals []any, sc *scratch) (row, error) {
 	r := row{num: num}
 	r.keys = make([]string, p.nkeys)
 	keys := make([]string, p.nkeys)
@@ -68,7 +91,13 @@ func (p *plan) convert(num int64, vals []any) (row, error) {
 		return r, p.rowError(num, p.keyed(&r), err)
 	}
 	r.aggregate = agg
-	vs := make([]any, len(p.members))
+	var vs []any
+	if sc != nil {
+		sc.vs = slices.Grow(sc.vs[:0], len(p.members))[:len(p.members)]
+		vs = sc.vs
+	} else {
+		vs = make([]any, len(p.members))
+	}
 	for j := range p.members {
 		i := p.nkeys + j
 		v, err := p.value(i, vals[i])
@@ -77,10 +106,20 @@ func (p *plan) convert(num int64, vals []any) (row, error) {
 		}
 		vs[j] = v
 	}
-	if r.data, err = p.canonical(vs); err != nil {
+	var buf []byte
+	if sc != nil {
+		buf = sc.buf[:0]
+	}
+	if r.data, err = p.canonical(buf, vs); err != nil {
 		return r, p.rowError(num, p.keyed(&r), fmt.Errorf("%w: %v", ErrUnsupportedType, err))
 	}
-	r.hash = stateHash(r.data)
+	if sc == nil {
+		r.hash = stateHash(r.data)
+		return r, nil
+	}
+	sc.buf = r.data
+	sum := sha256.Sum256(r.data)
+	hex.Encode(sc.hex[:], sum[:16])
 	return r, nil
 }
 
@@ -88,8 +127,9 @@ func (p *plan) convert(num int64, vals []any) (row, error) {
 // json.Marshal encodes the map of its members, the state's canonical
 // form: members sorted, strings escaped as encoding/json escapes them.
 // The common values (plain strings, numbers, booleans) are written
-// directly; others go through json.Marshal.
-func (p *plan) canonical(vs []any) ([]byte, error) {
+// directly; others go through json.Marshal. It appends to buf, a new
+// buffer when nil.
+func (p *plan) canonical(buf []byte, vs []any) ([]byte, error) {
 	if p.order == nil {
 		p.order = make([]int, len(p.members))
 		p.names = make([][]byte, len(p.members))
@@ -100,7 +140,9 @@ func (p *plan) canonical(vs []any) ([]byte, error) {
 		}
 		slices.SortStableFunc(p.order, func(a, b int) int { return strings.Compare(p.members[a], p.members[b]) })
 	}
-	buf := make([]byte, 0, 128)
+	if buf == nil {
+		buf = make([]byte, 0, 128)
+	}
 	buf = append(buf, '{')
 	first := true
 	for _, j := range p.order {

@@ -44,7 +44,7 @@ func TestCanonicalIsJSONMarshal(t *testing.T) {
 				m[name] = v
 			}
 		}
-		got, err := p.canonical(vs)
+		got, err := p.canonical(nil, vs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,6 +54,44 @@ func TestCanonicalIsJSONMarshal(t *testing.T) {
 		}
 		if string(got) != string(want) {
 			t.Fatalf("canonical %s\nwant      %s", got, want)
+		}
+	}
+}
+
+// A row converted with a reused scratch is the row converted without
+// one once kept, and keeping it copies its data out of the buffer the
+// next row is converted into.
+func TestConvertScratch(t *testing.T) {
+	tmpl, err := parseTemplate("customers.{id}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &Table{Table: "customers", Subject: "customers.{id}", tmpl: tmpl}
+	p := &plan{t: tb, columns: []string{"id", "name", "n"}, types: []string{"INTEGER", "TEXT", "INTEGER"}, nkeys: 1, members: []string{"name", "n"}, tr: make([][]transform, 3), filter: tmpl.filter(), ntokens: len(tmpl.tokens)}
+	var sc scratch
+	var kept []row
+	for i := range 50 {
+		vals := []any{int64(i), "name <" + string(rune('a'+i%26)) + ">", int64(i * 1000)}
+		want, err := p.convert(int64(i+1), vals, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := p.convert(int64(i+1), vals, &sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sc.sameHash(want.hash) || got.hash != "" {
+			t.Fatalf("row %d: scratch hash %s, want %s (row hash %q unset)", i, sc.hex[:], want.hash, got.hash)
+		}
+		sc.keep(&got)
+		if got.hash != want.hash || string(got.data) != string(want.data) || got.aggregate != want.aggregate {
+			t.Fatalf("row %d: kept %s %s %s, want %s %s %s", i, got.aggregate, got.hash, got.data, want.aggregate, want.hash, want.data)
+		}
+		kept = append(kept, got, want)
+	}
+	for i := 0; i < len(kept); i += 2 {
+		if string(kept[i].data) != string(kept[i+1].data) {
+			t.Fatalf("kept row %d was overwritten: %s, want %s", i/2, kept[i].data, kept[i+1].data)
 		}
 	}
 }

@@ -218,7 +218,7 @@ func (r *Runner) Validate(ctx context.Context) (int64, error) {
 			}
 			num++
 			r.tick()
-			if _, err := p.convert(num, vals); err != nil {
+			if _, err := p.convert(num, vals, nil); err != nil {
 				bad++
 				if first == nil {
 					first = err
@@ -604,13 +604,14 @@ func (w *writer) read(ctx context.Context, tr *tableRun) error {
 		surf.seen = make([]bool, len(surf.ents))
 	}
 	var num int64
+	var sc scratch
 	for vals, err := range rows.all() {
 		if err != nil {
 			return fmt.Errorf("table %s after row %d: %w; the rows before it were written, run again to resume", p.t.Table, num, err)
 		}
 		num++
 		w.r.tick()
-		row, err := p.convert(num, vals)
+		row, err := p.convert(num, vals, &sc)
 		if err != nil {
 			switch {
 			case w.r.cfg.skip:
@@ -649,7 +650,7 @@ func (w *writer) read(ctx context.Context, tr *tableRun) error {
 				switch {
 				case en.deleted:
 					wk.prev = en.seq
-				case en.hash == row.hash:
+				case sc.sameHash(en.hash):
 					w.counts.Unchanged++
 					continue
 				default:
@@ -657,6 +658,7 @@ func (w *writer) read(ctx context.Context, tr *tableRun) error {
 				}
 			}
 		}
+		sc.keep(&wk.row)
 		p.keyed(&wk.row)
 		if w.r.cfg.validate {
 			if err := tr.spool.add(wk); err != nil {
