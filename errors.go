@@ -206,7 +206,7 @@ type IDReusedError struct {
 
 // Error names the id, the stored sequence and what differs.
 func (e *IDReusedError) Error() string {
-	return fmt.Sprintf("jetsource: event id %q was already stored at sequence %d with a different %s; nothing written (use a new id for new content)", e.ID, e.Sequence, strings.Join(e.Differs, ", "))
+	return fmt.Sprintf("jetsource: event id %q was already stored at sequence %d with other content (it differs in %s); nothing written (use a new id for new content)", e.ID, e.Sequence, strings.Join(e.Differs, ", "))
 }
 
 // Unwrap returns [ErrIDReused].

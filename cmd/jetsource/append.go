@@ -198,7 +198,7 @@ func (m *Main) idReused(g *globals, re *jetsource.IDReusedError, err error) erro
 	} else {
 		fmt.Fprintln(m.Stdout, re.Sequence)
 	}
-	fmt.Fprintf(m.Stderr, "conflict: event id %q is already stored at sequence %d with a different %s; nothing written (give new content a new --id)\n", re.ID, re.Sequence, strings.Join(re.Differs, ", "))
+	fmt.Fprintf(m.Stderr, "conflict: event id %q is already stored at sequence %d with other content (it differs in %s); nothing written (give new content a new --id)\n", re.ID, re.Sequence, strings.Join(re.Differs, ", "))
 	return exitCodeError{code: exitConflict, err: err}
 }
 
